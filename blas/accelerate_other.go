@@ -1,0 +1,5 @@
+//go:build !darwin || ios || nonativeblas
+
+package blas
+
+func loadAccelerate() (kernel, error) { return nil, errNotBuilt }

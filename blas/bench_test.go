@@ -1,0 +1,103 @@
+package blas
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkSgemm reports GFLOPS per backend for a large square product and
+// for training-step shapes of a 768-wide model at 256 tokens: the forward
+// x·W (256×768·768×768) and the weight gradient dW = xᵀ·dy (768×256·256×768).
+//
+//	go test -run '^$' -bench Sgemm -count 5 ./blas
+func BenchmarkSgemm(b *testing.B) {
+	shapes := []struct {
+		name    string
+		tA, tB  bool
+		m, n, k int
+	}{
+		{"1024x1024x1024", false, false, 1024, 1024, 1024},
+		{"256x768x768", false, false, 256, 768, 768},
+		{"dW_768x768x256_TN", true, false, 768, 768, 256},
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, im := range Backends() {
+		for _, threads := range threadCases(im) {
+			for _, sh := range shapes {
+				name := im.ID() + threads.label + "/" + sh.name
+				b.Run(name, func(b *testing.B) {
+					if threads.n != 0 {
+						SetThreads(threads.n)
+						defer SetThreads(0)
+					}
+					a, bb := randSlice(r, sh.m*sh.k), randSlice(r, sh.k*sh.n)
+					c := make([]float32, sh.m*sh.n)
+					lda, ldb := sh.k, sh.n
+					if sh.tA {
+						lda = sh.m
+					}
+					im.Sgemm(sh.tA, sh.tB, sh.m, sh.n, sh.k, 1, a, lda, bb, ldb, 0, c, sh.n) // warm up
+					b.ReportAllocs()
+					b.ResetTimer()
+					for b.Loop() {
+						im.Sgemm(sh.tA, sh.tB, sh.m, sh.n, sh.k, 1, a, lda, bb, ldb, 0, c, sh.n)
+					}
+					flops := 2 * float64(sh.m) * float64(sh.n) * float64(sh.k)
+					b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+				})
+			}
+		}
+	}
+}
+
+type threadCase struct {
+	label string
+	n     int // 0: default
+}
+
+// threadCases runs OpenBLAS with one thread as well as with its default.
+func threadCases(im *Impl) []threadCase {
+	if im.ID() != OpenBLAS {
+		return []threadCase{{"", 0}}
+	}
+	return []threadCase{{"_1thread", 1}, {"_default", 0}}
+}
+
+// BenchmarkSaxpy compares a native call with pure Go for short and long
+// vectors; it is what nativeL1Min is chosen from. "kernel" bypasses the
+// front end's length cutoff.
+func BenchmarkSaxpy(b *testing.B) {
+	r := rand.New(rand.NewPCG(2, 2))
+	for _, im := range Backends() {
+		for _, n := range []int{256, 1024, 4096, 16384, 65536, 1 << 20} {
+			x, y := randSlice(r, n), randSlice(r, n)
+			b.Run(fmt.Sprintf("%s_kernel/n=%d", im.ID(), n), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(8 * n))
+				for b.Loop() {
+					im.k.saxpy(1e-3, x, y)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkSdot is BenchmarkSaxpy for the dot product.
+func BenchmarkSdot(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, im := range Backends() {
+		for _, n := range []int{256, 4096, 16384, 65536, 1 << 20} {
+			x, y := randSlice(r, n), randSlice(r, n)
+			b.Run(fmt.Sprintf("%s_kernel/n=%d", im.ID(), n), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(8 * n))
+				var s float32
+				for b.Loop() {
+					s += im.k.sdot(x, y)
+				}
+				_ = s
+			})
+		}
+	}
+}

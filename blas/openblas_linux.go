@@ -1,0 +1,104 @@
+//go:build !android && (amd64 || arm64) && !nonativeblas
+
+package blas
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"github.com/ebitengine/purego"
+)
+
+// openblasNames are tried in order: Debian/Ubuntu's alternatives link, Fedora's
+// pthreads build, then the development symlink.
+var openblasNames = []string{"libopenblas.so.0", "libopenblasp.so.0", "libopenblas.so"}
+
+// openblasKernel is OpenBLAS: the CBLAS calls plus its thread controls.
+type openblasKernel struct {
+	cblasKernel
+	version string
+	threads atomic.Int32 // as last read back from the library
+
+	getNumThreads func() int32
+	setNumThreads func(n int32)
+	getNumProcs   func() int32
+}
+
+func loadOpenBLAS() (kernel, error) {
+	lib, err := dlopenFirst(openblasNames)
+	if err != nil {
+		return nil, err
+	}
+	kn := &openblasKernel{}
+	if err := kn.register(lib); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		fptr any
+		name string
+	}{
+		{&kn.getNumThreads, "openblas_get_num_threads"},
+		{&kn.setNumThreads, "openblas_set_num_threads"},
+		{&kn.getNumProcs, "openblas_get_num_procs"},
+	} {
+		if err := registerSym(f.fptr, lib, f.name); err != nil {
+			return nil, fmt.Errorf("not OpenBLAS: %w", err)
+		}
+	}
+
+	kn.version = "OpenBLAS"
+	var getConfig func() string
+	if registerSym(&getConfig, lib, "openblas_get_config") == nil {
+		// "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH ... Haswell MAX_THREADS=64"
+		if f := strings.Fields(getConfig()); len(f) >= 2 && f[0] == "OpenBLAS" {
+			kn.version = f[0] + " " + f[1]
+		}
+	}
+	// Only the pthreads build (openblas_get_parallel() == 1) is known to lock
+	// internally; serial builds are thread-safe only if built with
+	// USE_LOCKING, which cannot be asked, and OpenMP builds expect callers to
+	// be OpenMP threads. Serialise calls to those ourselves.
+	var getParallel func() int32
+	kn.serialize = registerSym(&getParallel, lib, "openblas_get_parallel") != nil || getParallel() != 1
+	kn.label = kn.describe
+
+	threadMu.Lock()
+	kn.setThreads(threadCount())
+	threadMu.Unlock()
+	return kn, nil
+}
+
+func dlopenFirst(names []string) (uintptr, error) {
+	var first error
+	for _, name := range names {
+		lib, err := purego.Dlopen(name, purego.RTLD_NOW|purego.RTLD_LOCAL)
+		if err == nil {
+			return lib, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return 0, fmt.Errorf("cannot load %s (%w)", strings.Join(names, ", "), first)
+}
+
+func (kn *openblasKernel) describe() string {
+	n := kn.threads.Load()
+	unit := "threads"
+	if n == 1 {
+		unit = "thread"
+	}
+	return fmt.Sprintf("%s (%d %s)", kn.version, n, unit)
+}
+
+// setThreads applies n threads, at most the cores OpenBLAS sees (n <= 0:
+// keep the library's choice). It waits for calls in flight.
+func (kn *openblasKernel) setThreads(n int) {
+	kn.mu.Lock()
+	defer kn.mu.Unlock()
+	if n > 0 {
+		kn.setNumThreads(int32(min(n, int(kn.getNumProcs()))))
+	}
+	kn.threads.Store(kn.getNumThreads())
+}
