@@ -101,7 +101,7 @@ func (f *Function) Check() error {
 		}
 		if op.Name != "" {
 			if opNames[op.Name] {
-				return fmt.Errorf("%s: op name %q is used twice", op.Where(), op.Name)
+				return &OpError{Op: op, Msg: fmt.Sprintf("op name %q is used twice", op.Name)}
 			}
 			opNames[op.Name] = true
 		}
@@ -112,11 +112,11 @@ func (f *Function) Check() error {
 				}
 				switch {
 				case names[b.Var.Name]:
-					return fmt.Errorf("%s: input %s refers to a variable %s that is not the one this function defines", op.Where(), a.Name, b.Var.Name)
+					return &OpError{Op: op, Msg: fmt.Sprintf("input %s refers to a variable %s that is not the one this function defines", a.Name, b.Var.Name)}
 				case later[b.Var.Name]:
-					return fmt.Errorf("%s: input %s uses %s before its definition", op.Where(), a.Name, b.Var.Name)
+					return &OpError{Op: op, Msg: fmt.Sprintf("input %s uses %s before its definition", a.Name, b.Var.Name)}
 				default:
-					return fmt.Errorf("%s: input %s uses undefined variable %s", op.Where(), a.Name, b.Var.Name)
+					return &OpError{Op: op, Msg: fmt.Sprintf("input %s uses undefined variable %s", a.Name, b.Var.Name)}
 				}
 			}
 		}
@@ -125,17 +125,17 @@ func (f *Function) Check() error {
 			return err
 		}
 		if len(op.Outputs) != len(inferred) {
-			return fmt.Errorf("%s: declares %d outputs, the op produces %d", op.Where(), len(op.Outputs), len(inferred))
+			return &OpError{Op: op, Msg: fmt.Sprintf("declares %d outputs, the op produces %d", len(op.Outputs), len(inferred))}
 		}
 		for j, out := range op.Outputs {
 			if err := define(out, op.Where()); err != nil {
 				return err
 			}
 			if out.Op != op {
-				return fmt.Errorf("%s: output %s does not point back at its op", op.Where(), out.Name)
+				return &OpError{Op: op, Msg: fmt.Sprintf("output %s does not point back at its op", out.Name)}
 			}
 			if !typeMatches(out.Type, inferred[j]) {
-				return fmt.Errorf("%s: output %s is declared %v but the op produces %v", op.Where(), out.Name, out.Type, inferred[j])
+				return &OpError{Op: op, Msg: fmt.Sprintf("output %s is declared %v but the op produces %v", out.Name, out.Type, inferred[j])}
 			}
 			if err := checkConstVar(op, out); err != nil {
 				return err
@@ -161,13 +161,13 @@ func (f *Function) Check() error {
 func checkConstVar(op *Operation, out *Var) error {
 	if op.Type != "const" {
 		if out.Const != nil {
-			return fmt.Errorf("%s: output %s carries a constant value but is not produced by const", op.Where(), out.Name)
+			return &OpError{Op: op, Msg: fmt.Sprintf("output %s carries a constant value but is not produced by const", out.Name)}
 		}
 		return nil
 	}
 	val := op.Attr("val")
 	if out.Const == nil || !sameValue(out.Const, val) {
-		return fmt.Errorf("%s: output %s does not carry the const's val", op.Where(), out.Name)
+		return &OpError{Op: op, Msg: fmt.Sprintf("output %s does not carry the const's val", out.Name)}
 	}
 	return nil
 }

@@ -1,0 +1,517 @@
+package sim
+
+import (
+	"slices"
+	"sort"
+
+	"github.com/anetop/anetop/mil"
+)
+
+func init() {
+	ops["const"] = planConst
+	ops["reshape"] = planReshape
+	ops["transpose"] = planTranspose
+	ops["slice_by_size"] = planSliceBySize
+	ops["slice_by_index"] = planSliceByIndex
+	ops["concat"] = planConcat
+	ops["split"] = planSplit
+	ops["expand_dims"] = planExpandDims
+	ops["squeeze"] = planSqueeze
+}
+
+func planConst(p *planner) error {
+	if err := p.nOutputs(1); err != nil {
+		return err
+	}
+	if len(p.op.Args) > 0 {
+		return invalid("const takes no inputs")
+	}
+	val := p.op.Attr("val")
+	if val == nil {
+		return invalid("const has no val attribute")
+	}
+	if err := val.Check(); err != nil {
+		return invalid("val: %v", err)
+	}
+	o := p.op.Outputs[0]
+	if !val.Type.Equal(o.Type) {
+		return invalid("%s is declared %v but val is %v", o.Name, o.Type, val.Type)
+	}
+	if val.Blob != nil {
+		// Resolve now so missing or malformed weights fail the compile, as on the ANE.
+		if _, err := p.w.Resolve(val); err != nil {
+			return invalid("%v", err)
+		}
+	}
+	p.vals[o] = &tval{typ: o.Type, konst: val}
+	return nil
+}
+
+// viewOrCopy reshapes v, copying when the layout does not allow a view.
+func (p *planner) viewOrCopy(v view, shape []int) (view, error) {
+	if r, ok := reshapeView(v, shape); ok {
+		return r, nil
+	}
+	d, err := p.copyDense(v)
+	if err != nil {
+		return view{}, err
+	}
+	r, _ := reshapeView(d, shape)
+	return r, nil
+}
+
+// sameAs records output 0 as x's data with a new shape (a view when possible).
+func (p *planner) reshaped(x *tval, shape []int) error {
+	if numel(shape) != numel(x.typ.Shape) {
+		return invalid("cannot reshape %v (%d elements) to %v", x.typ, numel(x.typ.Shape), mil.Shape(shape))
+	}
+	if x.v.buf == nil && (x.konst != nil || x.cdata != nil) && (!x.typ.DType.IsFloat() || numel(shape) <= 4096) {
+		// A reshaped constant stays a constant, so it can still feed parameters.
+		c, err := p.constant(x, "x")
+		if err == nil {
+			return p.outConst(0, mil.Type{DType: x.typ.DType, Shape: mil.Shape(shape)}, c)
+		}
+	}
+	xv, err := p.data(x)
+	if err != nil {
+		return err
+	}
+	v, err := p.viewOrCopy(xv, shape)
+	if err != nil {
+		return err
+	}
+	return p.out(0, v, x.typ.DType)
+}
+
+func planReshape(p *planner) error {
+	x, err := p.need("x")
+	if err != nil {
+		return err
+	}
+	s, err := p.paramInts("shape", nil)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		return invalid("missing required input \"shape\"")
+	}
+	in := x.typ.Shape
+	shape := make([]int, len(s))
+	infer := -1
+	known := 1
+	for i, d := range s {
+		switch {
+		case d == -1:
+			if infer >= 0 {
+				return invalid("shape %v has more than one -1", s)
+			}
+			infer = i
+			continue
+		case d == 0 && p.opset >= 17:
+			// iOS17 right-aligns 0: copy the dim at the same distance from the end.
+			j := len(in) - (len(s) - i)
+			d = 1
+			if j >= 0 {
+				d = in[j]
+			}
+		case d == 0:
+			if len(s) != len(in) {
+				return invalid("shape %v uses 0 but has rank %d, not x's %d", s, len(s), len(in))
+			}
+			d = in[i]
+		case d < 0:
+			return invalid("shape %v has a negative size", s)
+		}
+		shape[i] = d
+		if d > maxArenaElems || known > maxArenaElems/max(d, 1) {
+			return invalid("shape %v is too large", s)
+		}
+		known *= d
+	}
+	if infer >= 0 {
+		if known == 0 || numel(in)%known != 0 {
+			return invalid("cannot infer -1 in shape %v for %v", s, x.typ)
+		}
+		shape[infer] = numel(in) / known
+	}
+	return p.reshaped(x, shape)
+}
+
+func planExpandDims(p *planner) error {
+	x, err := p.need("x")
+	if err != nil {
+		return err
+	}
+	axes, err := p.paramInts("axes", nil)
+	if err != nil {
+		return err
+	}
+	if len(axes) == 0 {
+		return invalid("missing required input \"axes\"")
+	}
+	r := len(x.typ.Shape) + len(axes)
+	if r > mil.MaxRank {
+		return invalid("expand_dims to rank %d exceeds %d", r, mil.MaxRank)
+	}
+	norm := make([]int, len(axes))
+	for i, a := range axes {
+		if norm[i], err = normAxis(a, r); err != nil {
+			return err
+		}
+	}
+	sort.Ints(norm)
+	shape := slices.Clone([]int(x.typ.Shape))
+	for i, a := range norm {
+		if i > 0 && norm[i-1] == a {
+			return invalid("axes %v repeat an axis", axes)
+		}
+		shape = slices.Insert(shape, a, 1)
+	}
+	return p.reshaped(x, shape)
+}
+
+func planSqueeze(p *planner) error {
+	x, err := p.need("x")
+	if err != nil {
+		return err
+	}
+	axes, err := p.paramInts("axes", nil)
+	if err != nil {
+		return err
+	}
+	in := x.typ.Shape
+	drop := make([]bool, len(in))
+	if axes == nil {
+		for i, d := range in {
+			drop[i] = d == 1
+		}
+	}
+	for _, a := range axes {
+		i, err := normAxis(a, len(in))
+		if err != nil {
+			return err
+		}
+		drop[i] = in[i] == 1 // listed axes that are not 1 are kept (mil-spec §4.9)
+	}
+	var shape []int
+	for i, d := range in {
+		if !drop[i] {
+			shape = append(shape, d)
+		}
+	}
+	return p.reshaped(x, shape)
+}
+
+func planTranspose(p *planner) error {
+	x, err := p.need("x")
+	if err != nil {
+		return err
+	}
+	perm, err := p.paramInts("perm", nil)
+	if err != nil {
+		return err
+	}
+	r := len(x.typ.Shape)
+	if len(perm) != r {
+		return invalid("perm %v has %d entries for a rank-%d x", perm, len(perm), r)
+	}
+	seen := make([]bool, r)
+	for i, a := range perm {
+		if perm[i], err = normAxis(a, r); err != nil {
+			return err
+		}
+		if seen[perm[i]] {
+			return invalid("perm %v is not a permutation", perm)
+		}
+		seen[perm[i]] = true
+	}
+	xv, err := p.data(x)
+	if err != nil {
+		return err
+	}
+	v := view{buf: xv.buf, off: xv.off, shape: make([]int, r), strides: make([]int, r)}
+	for i, a := range perm {
+		v.shape[i] = xv.shape[a]
+		v.strides[i] = xv.strides[a]
+	}
+	return p.out(0, v, x.typ.DType)
+}
+
+// sliced records output 0 as the window of x starting at begin, with count
+// elements and step per axis; squeezed axes are dropped from the result.
+func (p *planner) sliced(x *tval, begin, count, step []int, squeeze []bool) error {
+	xv, err := p.data(x)
+	if err != nil {
+		return err
+	}
+	v := view{buf: xv.buf, off: xv.off}
+	for i := range begin {
+		v.off += begin[i] * xv.strides[i]
+		if squeeze != nil && squeeze[i] {
+			continue
+		}
+		v.shape = append(v.shape, count[i])
+		v.strides = append(v.strides, xv.strides[i]*step[i])
+	}
+	return p.out(0, v, x.typ.DType)
+}
+
+func planSliceBySize(p *planner) error {
+	x, err := p.need("x")
+	if err != nil {
+		return err
+	}
+	r := len(x.typ.Shape)
+	begin, err := p.paramInts("begin", nil)
+	if err != nil {
+		return err
+	}
+	size, err := p.paramInts("size", nil)
+	if err != nil {
+		return err
+	}
+	if len(begin) != r || len(size) != r {
+		return invalid("begin %v and size %v need %d entries each", begin, size, r)
+	}
+	step := make([]int, r)
+	for i, n := range x.typ.Shape {
+		b := begin[i]
+		if b < 0 {
+			b += n
+		}
+		s := size[i]
+		if s == -1 {
+			s = n - b
+		}
+		if b < 0 || b > n || s < 0 || s > n-b {
+			return invalid("slice begin %v size %v is outside x's shape %v", begin, size, x.typ.Shape)
+		}
+		begin[i], size[i], step[i] = b, s, 1
+	}
+	return p.sliced(x, begin, size, step, nil)
+}
+
+func planSliceByIndex(p *planner) error {
+	x, err := p.need("x")
+	if err != nil {
+		return err
+	}
+	r := len(x.typ.Shape)
+	begin, err := p.paramInts("begin", nil)
+	if err != nil {
+		return err
+	}
+	end, err := p.paramInts("end", nil)
+	if err != nil {
+		return err
+	}
+	ones := make([]int, r)
+	for i := range ones {
+		ones[i] = 1
+	}
+	stride, err := p.paramInts("stride", ones)
+	if err != nil {
+		return err
+	}
+	if len(begin) != r || len(end) != r || len(stride) != r {
+		return invalid("begin %v, end %v and stride %v need %d entries each", begin, end, stride, r)
+	}
+	bm, err := p.paramBools("begin_mask", r)
+	if err != nil {
+		return err
+	}
+	em, err := p.paramBools("end_mask", r)
+	if err != nil {
+		return err
+	}
+	sm, err := p.paramBools("squeeze_mask", r)
+	if err != nil {
+		return err
+	}
+	start := make([]int, r)
+	count := make([]int, r)
+	for i, n := range x.typ.Shape {
+		s := stride[i]
+		if s == 0 {
+			return invalid("stride %v has a zero", stride)
+		}
+		if sm[i] {
+			b := begin[i]
+			if b < 0 {
+				b += n
+			}
+			if b < 0 || b >= n {
+				return invalid("squeezed index %d is outside axis %d of size %d", begin[i], i, n)
+			}
+			start[i], count[i] = b, 1
+			continue
+		}
+		var b, e int
+		if s > 0 {
+			b, e = 0, n
+			if !bm[i] {
+				b = clampIdx(begin[i], n, 0, n)
+			}
+			if !em[i] {
+				e = clampIdx(end[i], n, 0, n)
+			}
+			count[i] = max(0, (e-b+s-1)/s)
+		} else {
+			b, e = n-1, -1
+			if !bm[i] {
+				b = clampIdx(begin[i], n, -1, n-1)
+			}
+			if !em[i] {
+				e = clampIdx(end[i], n, -1, n-1)
+			}
+			count[i] = max(0, (b-e+(-s)-1)/(-s))
+		}
+		if count[i] == 0 {
+			b = 0
+		}
+		start[i] = b
+	}
+	return p.sliced(x, start, count, stride, sm)
+}
+
+// clampIdx normalises a negative index and clamps it to [lo, hi].
+func clampIdx(i, n, lo, hi int) int {
+	if i < 0 {
+		i += n
+	}
+	return min(max(i, lo), hi)
+}
+
+func planConcat(p *planner) error {
+	a := p.op.Arg("values")
+	if a == nil || len(a.Bindings) == 0 {
+		return invalid("missing required input \"values\"")
+	}
+	axis, err := p.paramInt("axis", 0, true)
+	if err != nil {
+		return err
+	}
+	inter, err := p.paramBool("interleave", false)
+	if err != nil {
+		return err
+	}
+	var ins []*tval
+	for _, b := range a.Bindings {
+		tv, err := p.val(b)
+		if err != nil {
+			return err
+		}
+		ins = append(ins, tv)
+	}
+	first := ins[0].typ
+	r := len(first.Shape)
+	if r == 0 {
+		return invalid("concat of scalars")
+	}
+	if axis, err = normAxis(axis, r); err != nil {
+		return err
+	}
+	shape := slices.Clone([]int(first.Shape))
+	shape[axis] = 0
+	for _, t := range ins {
+		if t.typ.DType != first.DType || len(t.typ.Shape) != r {
+			return invalid("values must share dtype and rank: %v and %v", first, t.typ)
+		}
+		for i, d := range t.typ.Shape {
+			if i != axis && d != first.Shape[i] || inter && d != first.Shape[i] {
+				return invalid("values %v and %v do not fit together along axis %d", first, t.typ, axis)
+			}
+		}
+		shape[axis] += t.typ.Shape[axis]
+	}
+	ob, err := p.newBuf(numel(shape))
+	if err != nil {
+		return err
+	}
+	out := denseView(ob, shape)
+	var copies []func()
+	var reads []view
+	pos := 0
+	for k, t := range ins {
+		v, err := p.data(t)
+		if err != nil {
+			return err
+		}
+		dst := view{buf: ob, shape: v.shape, strides: slices.Clone(out.strides)}
+		if inter {
+			// Input k fills indices k, k+N, k+2N, … along the axis.
+			dst.off = k * out.strides[axis]
+			dst.strides[axis] *= len(ins)
+		} else {
+			dst.off = pos * out.strides[axis]
+			pos += v.shape[axis]
+		}
+		copies = append(copies, copyLoop(dst, v))
+		reads = append(reads, v)
+	}
+	p.emit(func() {
+		for _, c := range copies {
+			c()
+		}
+	}, 0, reads, ob)
+	return p.out(0, out, first.DType)
+}
+
+func planSplit(p *planner) error {
+	x, err := p.need("x")
+	if err != nil {
+		return err
+	}
+	r := len(x.typ.Shape)
+	axis, err := p.paramInt("axis", 0, true)
+	if err != nil {
+		return err
+	}
+	if axis, err = normAxis(axis, r); err != nil {
+		return err
+	}
+	n := x.typ.Shape[axis]
+	sizes, err := p.paramInts("split_sizes", nil)
+	if err != nil {
+		return err
+	}
+	if sizes == nil {
+		k, err := p.paramInt("num_splits", 0, true)
+		if err != nil {
+			return err
+		}
+		if k <= 0 || n%k != 0 || k != len(p.op.Outputs) {
+			return invalid("axis %d of size %d does not split into %d equal parts for %d outputs", axis, n, k, len(p.op.Outputs))
+		}
+		for range k {
+			sizes = append(sizes, n/k)
+		}
+	}
+	sum := 0
+	for _, s := range sizes {
+		if s < 0 {
+			return invalid("split_sizes %v has a negative size", sizes)
+		}
+		sum += s
+	}
+	if sum != n {
+		return invalid("split_sizes %v do not sum to %d", sizes, n)
+	}
+	if err := p.nOutputs(len(sizes)); err != nil {
+		return err
+	}
+	xv, err := p.data(x)
+	if err != nil {
+		return err
+	}
+	pos := 0
+	for i, s := range sizes {
+		v := view{buf: xv.buf, off: xv.off + pos*xv.strides[axis], shape: slices.Clone(xv.shape), strides: xv.strides}
+		v.shape[axis] = s
+		pos += s
+		if err := p.out(i, v, x.typ.DType); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+// Command anetop trains Llama-style transformers on Apple's Neural Engine, or
+// on anetop's CPU emulator of it, and shows the run live in a terminal.
+//
+// This build has the tools that exist so far: bench, mil check and version.
+// Training, the console and the other subcommands land with their issues.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// version is set at link time with -ldflags "-X main.version=v0.1.0"; module
+// builds report the module version instead.
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `anetop trains Llama-style transformers on Apple's Neural Engine (or its
+CPU emulator) and shows the run live in a terminal.
+
+Usage:
+  anetop <command> [flags]
+
+Commands available in this build:
+  bench           measure the CPU paths anetop uses (sgemm, fp16 conversion)
+  mil check FILE  parse and type-check MIL kernel files with the emulator's compiler
+  version         print the version and build information
+
+Training (plain "anetop") is not in this build yet.
+
+Examples:
+  anetop bench
+  anetop mil check kernel.mil
+`
+
+// usageError marks errors in how anetop was invoked (exit code 2). The flag
+// package prints its own errors with the usage; those are marked reported.
+type usageError struct {
+	msg      string
+	reported bool
+}
+
+func (e usageError) Error() string { return e.msg }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	err := dispatch(args, stdout, stderr)
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		if !ue.reported {
+			fmt.Fprintf(stderr, "anetop: %v\nRun 'anetop help' for usage.\n", err)
+		}
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "anetop: %v\n", err)
+		return exitError
+	}
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{msg: "training is not in this build yet; choose a command"}
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "version", "--version":
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	case "bench":
+		return benchCmd(rest, stdout, stderr)
+	case "mil":
+		return milCmd(rest, stdout, stderr)
+	default:
+		return usageError{msg: fmt.Sprintf("unknown command %q", cmd)}
+	}
+}
+
+func versionString() string {
+	v := version
+	if info, ok := debug.ReadBuildInfo(); ok && v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		v = info.Main.Version
+	}
+	return fmt.Sprintf("anetop %s (%s, %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting and
+// prints its usage to stderr.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, turning flag errors into usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{msg: err.Error(), reported: true}
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/anetop/anetop/ane"
+	"github.com/anetop/anetop/ane/sim"
+	"github.com/anetop/anetop/mil"
+)
+
+const milUsage = `Usage: anetop mil check [--multi-io] FILE...
+
+Parses and type-checks MIL kernel files with the emulator's compiler, which
+applies the Neural Engine's rules too. Weight files named by BLOBFILE paths
+("@model_path/weights/weight.bin") are read from beside each file
+(weights/weight.bin in the file's directory). Prints file:line:col errors, or
+one summary line per good file. Exits 1 if any file has an error.`
+
+func milCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "check" {
+		fmt.Fprintln(stderr, milUsage)
+		if len(args) == 0 {
+			return usageError{msg: "mil needs a subcommand: check", reported: true}
+		}
+		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			return nil
+		}
+		return usageError{msg: fmt.Sprintf("unknown mil subcommand %q", args[0]), reported: true}
+	}
+	fs := newFlagSet("mil check", "anetop mil check [--multi-io] FILE...", stderr)
+	multi := fs.Bool("multi-io", false, "allow kernels with several inputs or outputs (the hardware's support is disputed)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageError{msg: "mil check needs at least one MIL file"}
+	}
+	failed := 0
+	for _, path := range fs.Args() {
+		summary, err := checkMILFile(path, ane.Options{MultiIO: *multi})
+		if err != nil {
+			failed++
+			fmt.Fprintln(stdout, err)
+			continue
+		}
+		fmt.Fprintln(stdout, summary)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d MIL files have errors", failed, fs.NArg())
+	}
+	return nil
+}
+
+// checkMILFile compiles one file on the emulator and describes it in a line.
+func checkMILFile(path string, opts ane.Options) (string, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	w, err := weightsBeside(path, text)
+	if err != nil {
+		return "", err
+	}
+	k, err := sim.CompileTextOptions(path, text, w, opts)
+	if err != nil {
+		return "", err
+	}
+	defer k.Close()
+	fn := sim.Function(k)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: ok · %s<%s> · in %s · out %s · %d ops · %s", path, fn.Name, fn.Opset,
+		typeList(k.Inputs()), typeList(k.Outputs()), len(fn.Ops), formatFLOPs(k.FLOPs()))
+	return b.String(), nil
+}
+
+// weightsBeside loads the weight files a program's BLOBFILE values name.
+// "@model_path/" is the compiled model's directory, which for a loose file is
+// the directory the file is in. A text that does not parse gets no weights:
+// the compiler then reports the syntax error itself.
+func weightsBeside(path string, text []byte) (mil.Weights, error) {
+	prog, err := mil.Parse(path, text)
+	if err != nil {
+		return nil, nil
+	}
+	w := mil.Weights{}
+	dir := filepath.Dir(path)
+	for _, ref := range blobRefs(prog) {
+		if _, done := w[ref]; done {
+			continue
+		}
+		rel := filepath.FromSlash(strings.TrimPrefix(ref, "@model_path/"))
+		file := filepath.Join(dir, rel)
+		data, err := os.ReadFile(file)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("%s: weight file %s (BLOBFILE path %q) is missing; put it beside the kernel", path, file, ref)
+			}
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		w[ref] = data
+	}
+	return w, nil
+}
+
+// blobRefs lists the BLOBFILE paths of every literal in the program.
+func blobRefs(p *mil.Program) []string {
+	var refs []string
+	add := func(v *mil.Value) {
+		if v != nil && v.Blob != nil {
+			refs = append(refs, v.Blob.Path)
+		}
+	}
+	for _, f := range p.Functions {
+		for _, op := range f.Ops {
+			for _, a := range op.Attrs {
+				add(a.Value)
+			}
+			for _, a := range op.Args {
+				for _, b := range a.Bindings {
+					add(b.Value)
+				}
+			}
+		}
+	}
+	return refs
+}
+
+func typeList(ts []mil.Type) string {
+	s := make([]string, len(ts))
+	for i, t := range ts {
+		s[i] = t.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// formatFLOPs prints a FLOP count with an SI prefix: "805.3 MFLOP".
+func formatFLOPs(f float64) string {
+	for _, u := range []struct {
+		scale float64
+		name  string
+	}{{1e12, "TFLOP"}, {1e9, "GFLOP"}, {1e6, "MFLOP"}, {1e3, "kFLOP"}} {
+		if f >= u.scale {
+			return fmt.Sprintf("%.1f %s", f/u.scale, u.name)
+		}
+	}
+	return fmt.Sprintf("%.0f FLOP", f)
+}

@@ -1,0 +1,11 @@
+package sysinfo
+
+import "golang.org/x/sys/unix"
+
+func cpuModel() string {
+	s, err := unix.Sysctl("machdep.cpu.brand_string")
+	if err != nil {
+		return ""
+	}
+	return s
+}

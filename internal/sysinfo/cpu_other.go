@@ -1,0 +1,5 @@
+//go:build !linux && !darwin
+
+package sysinfo
+
+func cpuModel() string { return "" }
