@@ -128,10 +128,15 @@ func TestSurfaceRejectsBadGeometry(t *testing.T) {
 	}
 }
 
+// registerAbsent keeps -count=N runs from registering the backend twice.
+var registerAbsent sync.Once
+
 func TestOpenUnknownAndUnavailable(t *testing.T) {
-	Register(Backend{Name: "test-absent", Priority: -100,
-		Available: func() (bool, string) { return false, "no such hardware in tests" },
-		Open:      func(Options) (Device, error) { return nil, errors.New("unreachable") }})
+	registerAbsent.Do(func() {
+		Register(Backend{Name: "test-absent", Priority: -100,
+			Available: func() (bool, string) { return false, "no such hardware in tests" },
+			Open:      func(Options) (Device, error) { return nil, errors.New("unreachable") }})
+	})
 	_, err := Open("test-absent", Options{})
 	if !errors.Is(err, ErrNoDevice) || !strings.Contains(err.Error(), "no such hardware in tests") {
 		t.Errorf("Open unavailable = %v", err)

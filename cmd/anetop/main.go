@@ -38,6 +38,7 @@ Usage:
 
 Commands available in this build:
   bench           measure the CPU paths anetop uses (sgemm, fp16 conversion)
+  doctor          check the Neural Engine (or, without one, the emulator) end to end
   mil check FILE  parse and type-check MIL kernel files with the emulator's compiler
   version         print the version and build information
 
@@ -92,6 +93,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return benchCmd(rest, stdout, stderr)
 	case "mil":
 		return milCmd(rest, stdout, stderr)
+	case "doctor":
+		return doctorCmd(rest, stdout, stderr)
 	default:
 		return usageError{msg: fmt.Sprintf("unknown command %q", cmd)}
 	}
