@@ -428,24 +428,28 @@ func DecodeFloat32s(d DType, data []byte) ([]float32, error) {
 		return nil, fmt.Errorf("decode %v: %d bytes is not a whole number of %d-byte elements", d, len(data), es)
 	}
 	out := make([]float32, len(data)/es)
-	if d == FP16 {
+	switch d {
+	case FP16:
 		h := make([]fp16.Bits, len(out))
 		for i := range h {
 			h[i] = fp16.Bits(binary.LittleEndian.Uint16(data[2*i:]))
 		}
 		fp16.ToFloat32s(out, h)
-		return out, nil
-	}
-	for i := range out {
-		switch d {
-		case BF16:
+	case BF16:
+		for i := range out {
 			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(data[2*i:])) << 16)
-		case FP32:
+		}
+	case FP32:
+		for i := range out {
 			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
-		case Int8:
-			out[i] = float32(int8(data[i]))
-		case UInt8:
-			out[i] = float32(data[i])
+		}
+	case Int8:
+		for i, b := range data {
+			out[i] = float32(int8(b))
+		}
+	case UInt8:
+		for i, b := range data {
+			out[i] = float32(b)
 		}
 	}
 	return out, nil

@@ -250,7 +250,12 @@ func (b *Builder) call(typ, name string, inputs []Arg, params []param, outs []st
 
 // call1 is call for single-output ops named after their output.
 func (b *Builder) call1(typ, name string, inputs []Arg, params ...param) *Var {
-	outs := b.call(typ, name, inputs, params, []string{name})
+	return b.single(b.call(typ, name, inputs, params, []string{name}))
+}
+
+// single returns the one output of an op written by emit or call, or the
+// placeholder after an error.
+func (b *Builder) single(outs []*Var) *Var {
 	if outs == nil {
 		return b.bad
 	}
@@ -290,11 +295,7 @@ func (b *Builder) Const(name string, v *Value) *Var {
 			return b.bad
 		}
 	}
-	outs := b.emit("const", name, nil, []Attr{{Name: "val", Value: c}}, []string{name})
-	if outs == nil {
-		return b.bad
-	}
-	return outs[0]
+	return b.single(b.emit("const", name, nil, []Attr{{Name: "val", Value: c}}, []string{name}))
 }
 
 // cloneValue copies v so later changes to the caller's slices cannot alter
@@ -369,11 +370,7 @@ func (b *Builder) ConstBlob(name string, t Type, data []byte) *Var {
 	if v == nil {
 		return b.bad
 	}
-	outs := b.emit("const", name, nil, []Attr{{Name: "val", Value: v}}, []string{name})
-	if outs == nil {
-		return b.bad
-	}
-	return outs[0]
+	return b.single(b.emit("const", name, nil, []Attr{{Name: "val", Value: v}}, []string{name}))
 }
 
 // ConstFP16 writes an fp16 tensor const from float32 values (rounded to
@@ -468,11 +465,13 @@ func (b *Builder) Silu(name string, x *Var) *Var { return b.unary("silu", name, 
 // Relu returns max(x, 0).
 func (b *Builder) Relu(name string, x *Var) *Var { return b.unary("relu", name, x) }
 
-func (b *Builder) unary(typ, name string, x *Var) *Var {
+// unary writes an op whose one tensor input is x. Its params must not read
+// x, which may be nil here; ops whose params depend on x check it first.
+func (b *Builder) unary(typ, name string, x *Var, params ...param) *Var {
 	if !b.ok() || !b.use(typ, name, "x", x) {
 		return b.bad
 	}
-	return b.call1(typ, name, []Arg{arg("x", x)})
+	return b.call1(typ, name, []Arg{arg("x", x)}, params...)
 }
 
 // floatOf is the dtype of the float params of an op on x: x's own, or fp32
@@ -514,18 +513,12 @@ func (b *Builder) Clip(name string, x *Var, alpha, beta float64) *Var {
 
 // Cast converts x to dtype d.
 func (b *Builder) Cast(name string, x *Var, d DType) *Var {
-	if !b.ok() || !b.use("cast", name, "x", x) {
-		return b.bad
-	}
-	return b.call1("cast", name, []Arg{arg("x", x)}, param{"dtype", StringScalar(d.String())})
+	return b.unary("cast", name, x, param{"dtype", StringScalar(d.String())})
 }
 
 // Softmax normalises x along axis.
 func (b *Builder) Softmax(name string, x *Var, axis int) *Var {
-	if !b.ok() || !b.use("softmax", name, "x", x) {
-		return b.bad
-	}
-	return b.call1("softmax", name, []Arg{arg("x", x)}, param{"axis", IntScalar(Int32, int64(axis))})
+	return b.unary("softmax", name, x, param{"axis", IntScalar(Int32, int64(axis))})
 }
 
 // Select returns a where cond is true and b where it is false, broadcasting
@@ -619,10 +612,7 @@ func (b *Builder) reduce(typ, name string, x *Var, axes []int, keepDims bool) *V
 		return b.bad
 	}
 	if axes == nil {
-		axes = make([]int, x.Type.Shape.Rank())
-		for i := range axes {
-			axes[i] = i
-		}
+		axes = everyAxis(x.Type.Shape.Rank())
 	}
 	return b.call1(typ, name, []Arg{arg("x", x)},
 		param{"axes", Int32s(axes...)}, param{"keep_dims", BoolScalar(keepDims)})
@@ -631,28 +621,18 @@ func (b *Builder) reduce(typ, name string, x *Var, axes []int, keepDims bool) *V
 // Reshape gives x a new shape with the same element count. A -1 is inferred;
 // a 0 copies a dimension of x (by index before iOS17, right-aligned from it).
 func (b *Builder) Reshape(name string, x *Var, shape ...int) *Var {
-	if !b.ok() || !b.use("reshape", name, "x", x) {
-		return b.bad
-	}
-	return b.call1("reshape", name, []Arg{arg("x", x)}, param{"shape", Int32s(shape...)})
+	return b.unary("reshape", name, x, param{"shape", Int32s(shape...)})
 }
 
 // Transpose permutes the axes of x: output axis i is input axis perm[i].
 func (b *Builder) Transpose(name string, x *Var, perm ...int) *Var {
-	if !b.ok() || !b.use("transpose", name, "x", x) {
-		return b.bad
-	}
-	return b.call1("transpose", name, []Arg{arg("x", x)}, param{"perm", Int32s(perm...)})
+	return b.unary("transpose", name, x, param{"perm", Int32s(perm...)})
 }
 
 // SliceBySize takes size[i] elements from begin[i] on each axis (-1: to the
 // end).
 func (b *Builder) SliceBySize(name string, x *Var, begin, size []int) *Var {
-	if !b.ok() || !b.use("slice_by_size", name, "x", x) {
-		return b.bad
-	}
-	return b.call1("slice_by_size", name, []Arg{arg("x", x)},
-		param{"begin", Int32s(begin...)}, param{"size", Int32s(size...)})
+	return b.unary("slice_by_size", name, x, param{"begin", Int32s(begin...)}, param{"size", Int32s(size...)})
 }
 
 // SliceOpts are slice_by_index's optional inputs; nil means the default
@@ -743,10 +723,7 @@ func (b *Builder) split(name string, x *Var, axis, n int, p param) []*Var {
 
 // ExpandDims inserts size-1 axes at the given positions of the result.
 func (b *Builder) ExpandDims(name string, x *Var, axes ...int) *Var {
-	if !b.ok() || !b.use("expand_dims", name, "x", x) {
-		return b.bad
-	}
-	return b.call1("expand_dims", name, []Arg{arg("x", x)}, param{"axes", Int32s(axes...)})
+	return b.unary("expand_dims", name, x, param{"axes", Int32s(axes...)})
 }
 
 // Squeeze removes the listed size-1 axes (all size-1 axes when none are
@@ -881,9 +858,5 @@ func (b *Builder) ConstexprAffineDequantize(name string, data *Value, q QuantPar
 			attrs = append(attrs, Attr{Name: p.name, Value: v})
 		}
 	}
-	outs := b.emit(typ, name, args, attrs, []string{name})
-	if outs == nil {
-		return b.bad
-	}
-	return outs[0]
+	return b.single(b.emit(typ, name, args, attrs, []string{name}))
 }

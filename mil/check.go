@@ -55,11 +55,12 @@ func (f *Function) Check() error {
 	// from a use of a name that does not exist.
 	later := map[string]bool{}
 	for _, op := range f.Ops {
-		if op != nil {
-			for _, v := range op.Outputs {
-				if v != nil {
-					later[v.Name] = true
-				}
+		if op == nil {
+			continue
+		}
+		for _, v := range op.Outputs {
+			if v != nil {
+				later[v.Name] = true
 			}
 		}
 	}

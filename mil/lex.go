@@ -52,6 +52,17 @@ var punctText = [...]string{
 	tLAngle: "<", tRAngle: ">", tComma: ",", tEq: "=", tSemi: ";", tQuest: "?", tArrow: "->",
 }
 
+// punctKinds maps each one-byte punctuation token to its kind (tEOF for any
+// other byte), derived from punctText so the two cannot disagree.
+var punctKinds = func() (k [utf8.RuneSelf]tokKind) {
+	for kind, text := range punctText {
+		if len(text) == 1 {
+			k[text[0]] = tokKind(kind)
+		}
+	}
+	return k
+}()
+
 // kindText spells a token kind for "expected ..." messages.
 func kindText(k tokKind) string {
 	switch k {
@@ -188,46 +199,22 @@ func (lx *lexer) next() (token, error) {
 	case c == '"':
 		return lx.str(p)
 	}
-	var k tokKind
-	switch c {
-	case '(':
-		k = tLParen
-	case ')':
-		k = tRParen
-	case '[':
-		k = tLBrack
-	case ']':
-		k = tRBrack
-	case '{':
-		k = tLBrace
-	case '}':
-		k = tRBrace
-	case '<':
-		k = tLAngle
-	case '>':
-		k = tRAngle
-	case ',':
-		k = tComma
-	case '=':
-		k = tEq
-	case ';':
-		k = tSemi
-	case '?':
-		k = tQuest
-	default:
-		r, _ := utf8.DecodeRune(src[start:])
-		if r == utf8.RuneError {
-			return token{}, lx.errAt(p, "unexpected byte 0x%02x", c)
+	if c < utf8.RuneSelf {
+		if k := punctKinds[c]; k != tEOF {
+			lx.off++
+			return token{kind: k, pos: p, raw: punctText[k]}, nil
 		}
-		if c == '/' && start+1 < len(src) && src[start+1] == '/' {
-			// Whether Apple's parser takes comments is unknown (mil-spec §2.7);
-			// a program that relies on them might not compile on a Mac.
-			return token{}, lx.errAt(p, "comments are not part of MIL text")
-		}
-		return token{}, lx.errAt(p, "unexpected character %q", r)
 	}
-	lx.off++
-	return token{kind: k, pos: p, raw: punctText[k]}, nil
+	r, _ := utf8.DecodeRune(src[start:])
+	if r == utf8.RuneError {
+		return token{}, lx.errAt(p, "unexpected byte 0x%02x", c)
+	}
+	if c == '/' && start+1 < len(src) && src[start+1] == '/' {
+		// Whether Apple's parser takes comments is unknown (mil-spec §2.7);
+		// a program that relies on them might not compile on a Mac.
+		return token{}, lx.errAt(p, "comments are not part of MIL text")
+	}
+	return token{}, lx.errAt(p, "unexpected character %q", r)
 }
 
 // hasWord reports whether src[at:] starts with word followed by a non-name
@@ -260,6 +247,14 @@ func (lx *lexer) number(p Pos) (token, error) {
 		}
 		return n
 	}
+	// exponent scans the exponent after its marker (p or e): [+-]?D+.
+	exponent := func() bool {
+		i++
+		if i < len(src) && (src[i] == '+' || src[i] == '-') {
+			i++
+		}
+		return digits(isDigit) > 0
+	}
 	kind := tInt
 	bad := func(why string) (token, error) {
 		for i < len(src) && (isIdentChar(src[i]) || src[i] == '.') {
@@ -281,11 +276,7 @@ func (lx *lexer) number(p Pos) (token, error) {
 		if i >= len(src) || (src[i] != 'p' && src[i] != 'P') {
 			return bad("a hex float needs a p exponent")
 		}
-		i++
-		if i < len(src) && (src[i] == '+' || src[i] == '-') {
-			i++
-		}
-		if digits(isDigit) == 0 {
+		if !exponent() {
 			return bad("no exponent digits")
 		}
 	} else {
@@ -296,12 +287,8 @@ func (lx *lexer) number(p Pos) (token, error) {
 			digits(isDigit)
 		}
 		if i < len(src) && (src[i] == 'e' || src[i] == 'E') {
-			i++
 			kind = tFloat
-			if i < len(src) && (src[i] == '+' || src[i] == '-') {
-				i++
-			}
-			if digits(isDigit) == 0 {
+			if !exponent() {
 				return bad("no exponent digits")
 			}
 		}

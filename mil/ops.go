@@ -170,11 +170,8 @@ func InferTypes(op *Operation, t Target) ([]Type, error) {
 // Defaults may depend on the op's other inputs (conv's strides have one entry
 // per spatial axis of x), hence the operation argument.
 func OpDefault(op *Operation, t Target, input string) (*Value, bool) {
-	if op == nil {
-		return nil, false
-	}
-	spec, ok := opRegistry[op.Type]
-	if !ok {
+	spec := specOf(op)
+	if spec == nil {
 		return nil, false
 	}
 	in := spec.Input(input)
@@ -192,11 +189,8 @@ func OpDefault(op *Operation, t Target, input string) (*Value, bool) {
 // strides and flags through it, so omitted inputs behave as the checker
 // assumed.
 func ParamValue(op *Operation, t Target, input string) (*Value, bool) {
-	if op == nil {
-		return nil, false
-	}
-	spec, ok := opRegistry[op.Type]
-	if !ok {
+	spec := specOf(op)
+	if spec == nil {
 		return nil, false
 	}
 	c := &inferCtx{op: op, spec: spec, t: t}
@@ -209,6 +203,14 @@ func ParamValue(op *Operation, t Target, input string) (*Value, bool) {
 		return nil, false
 	}
 	return v, true
+}
+
+// specOf returns the spec of op's type, or nil for a nil op or an unknown type.
+func specOf(op *Operation) *OpSpec {
+	if op == nil {
+		return nil
+	}
+	return opRegistry[op.Type]
 }
 
 // checkType validates a type beyond Type.validate: bounded rank and bounded
@@ -504,6 +506,26 @@ func (c *inferCtx) axis(name string, a, rank int) (int, error) {
 		a += rank
 	}
 	return a, nil
+}
+
+// axisParam reads the int32 scalar const input name as an axis of rank,
+// normalised.
+func (c *inferCtx) axisParam(name string, rank int) (int, error) {
+	a, _, err := c.intScalar(name)
+	if err != nil {
+		return 0, err
+	}
+	return c.axis(name, a, rank)
+}
+
+// axesParam reads the rank-1 int32 const input name as distinct axes of
+// rank, normalised.
+func (c *inferCtx) axesParam(name string, rank int) ([]int, error) {
+	raw, _, err := c.ints(name, -1)
+	if err != nil {
+		return nil, err
+	}
+	return c.axes(name, raw, rank)
 }
 
 // axes normalises a list of axes against rank and refuses duplicates.

@@ -18,9 +18,9 @@ var (
 	maskTypes     = []DType{Bool, FP16, FP32}
 )
 
-// shapeOpTypes is the dtype domain of reshape, transpose, slices, expand_dims
-// and squeeze, which iOS17 widened.
-func shapeOpTypes(t Target) []DType {
+// tensorTypes is the dtype domain of cast and of reshape, transpose, slices,
+// expand_dims and squeeze, which iOS17 widened.
+func tensorTypes(t Target) []DType {
 	if t >= IOS17 {
 		return tensorTypes17
 	}
@@ -54,14 +54,12 @@ func optConst(name string, def func(*Operation, Target) *Value) InputSpec {
 
 // rankOf returns the rank of the type bound to input name of op.
 func rankOf(op *Operation, name string) (int, bool) {
-	a := op.Arg(name)
-	if a == nil || len(a.Bindings) == 0 {
-		return 0, false
-	}
-	r := a.Bindings[0].Type().Shape.Rank()
-	return r, r <= MaxRank
+	t, ok := typeOf(op, name)
+	r := t.Shape.Rank()
+	return r, ok && r <= MaxRank
 }
 
+// typeOf returns the type bound to input name of op.
 func typeOf(op *Operation, name string) (Type, bool) {
 	a := op.Arg(name)
 	if a == nil || len(a.Bindings) == 0 {
@@ -78,6 +76,15 @@ func filled(n, x int) []int {
 	s := make([]int, n)
 	for i := range s {
 		s[i] = x
+	}
+	return s
+}
+
+// everyAxis returns 0, 1, …, rank−1.
+func everyAxis(rank int) []int {
+	s := make([]int, rank)
+	for i := range s {
+		s[i] = i
 	}
 	return s
 }
@@ -110,11 +117,7 @@ func allAxes(op *Operation, _ Target) *Value {
 	if !ok {
 		return nil
 	}
-	ax := make([]int, r)
-	for i := range ax {
-		ax[i] = i
-	}
-	return Int32s(ax...)
+	return Int32s(everyAxis(r)...)
 }
 
 func unitAxes(op *Operation, _ Target) *Value {
@@ -372,10 +375,7 @@ func inferClip(c *inferCtx) ([]Type, error) {
 }
 
 func inferCast(c *inferCtx) ([]Type, error) {
-	dom := []DType{FP16, FP32, Int32, Bool}
-	if c.t >= IOS17 {
-		dom = []DType{FP16, FP32, Int8, UInt8, Int16, UInt16, Int32, Bool}
-	}
+	dom := tensorTypes(c.t)
 	x, err := c.input("x", dom...)
 	if err != nil {
 		return nil, err
@@ -396,11 +396,7 @@ func inferSoftmax(c *inferCtx) ([]Type, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, _, err := c.intScalar("axis")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.axis("axis", a, x.Shape.Rank()); err != nil {
+	if _, err := c.axisParam("axis", x.Shape.Rank()); err != nil {
 		return nil, err
 	}
 	return one(x)
@@ -668,12 +664,7 @@ func inferReduce(c *inferCtx) ([]Type, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := x.Shape.Rank()
-	raw, _, err := c.ints("axes", -1)
-	if err != nil {
-		return nil, err
-	}
-	axes, err := c.axes("axes", raw, r)
+	axes, err := c.axesParam("axes", x.Shape.Rank())
 	if err != nil {
 		return nil, err
 	}
@@ -694,7 +685,7 @@ func inferReduce(c *inferCtx) ([]Type, error) {
 }
 
 func inferReshape(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", shapeOpTypes(c.t)...)
+	x, err := c.input("x", tensorTypes(c.t)...)
 	if err != nil {
 		return nil, err
 	}
@@ -772,7 +763,7 @@ func resolveReshape(x Shape, vals []int, t Target) (Shape, error) {
 }
 
 func inferTranspose(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", shapeOpTypes(c.t)...)
+	x, err := c.input("x", tensorTypes(c.t)...)
 	if err != nil {
 		return nil, err
 	}
@@ -793,7 +784,7 @@ func inferTranspose(c *inferCtx) ([]Type, error) {
 }
 
 func inferSliceBySize(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", shapeOpTypes(c.t)...)
+	x, err := c.input("x", tensorTypes(c.t)...)
 	if err != nil {
 		return nil, err
 	}
@@ -890,7 +881,7 @@ func SliceRange(dim, begin, end, stride int, beginMask, endMask, squeeze bool) (
 }
 
 func inferSliceByIndex(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", shapeOpTypes(c.t)...)
+	x, err := c.input("x", tensorTypes(c.t)...)
 	if err != nil {
 		return nil, err
 	}
@@ -949,11 +940,7 @@ func inferConcat(c *inferCtx) ([]Type, error) {
 	if r == 0 {
 		return nil, c.errf("values", "concat needs tensors of rank ≥ 1, values[0] is a scalar")
 	}
-	ax, _, err := c.intScalar("axis")
-	if err != nil {
-		return nil, err
-	}
-	axis, err := c.axis("axis", ax, r)
+	axis, err := c.axisParam("axis", r)
 	if err != nil {
 		return nil, err
 	}
@@ -1008,11 +995,7 @@ func inferSplit(c *inferCtx) ([]Type, error) {
 	if r == 0 {
 		return nil, c.errf("x", "cannot split a scalar")
 	}
-	ax, _, err := c.intScalar("axis")
-	if err != nil {
-		return nil, err
-	}
-	axis, err := c.axis("axis", ax, r)
+	axis, err := c.axisParam("axis", r)
 	if err != nil {
 		return nil, err
 	}
@@ -1067,7 +1050,7 @@ func inferSplit(c *inferCtx) ([]Type, error) {
 }
 
 func inferExpandDims(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", shapeOpTypes(c.t)...)
+	x, err := c.input("x", tensorTypes(c.t)...)
 	if err != nil {
 		return nil, err
 	}
@@ -1095,7 +1078,7 @@ func inferExpandDims(c *inferCtx) ([]Type, error) {
 }
 
 func inferSqueeze(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", shapeOpTypes(c.t)...)
+	x, err := c.input("x", tensorTypes(c.t)...)
 	if err != nil {
 		return nil, err
 	}
@@ -1103,11 +1086,7 @@ func inferSqueeze(c *inferCtx) ([]Type, error) {
 	if r == 0 {
 		return nil, c.errf("x", "cannot squeeze a scalar")
 	}
-	raw, _, err := c.ints("axes", -1)
-	if err != nil {
-		return nil, err
-	}
-	axes, err := c.axes("axes", raw, r)
+	axes, err := c.axesParam("axes", r)
 	if err != nil {
 		return nil, err
 	}

@@ -41,11 +41,7 @@ func Parse(filename string, src []byte) (*Program, error) {
 	if err := p.advance(); err != nil {
 		return nil, err
 	}
-	prog, err := p.program()
-	if err != nil {
-		return nil, err
-	}
-	return prog, nil
+	return p.program()
 }
 
 type parser struct {
@@ -325,11 +321,7 @@ func (p *parser) function() (*Function, error) {
 	p.defined = map[string]Pos{}
 	f.Inputs = []*Var{}
 	err = p.list(tRParen, true, "after function input", func() error {
-		t, err := p.typ()
-		if err != nil {
-			return err
-		}
-		v, err := p.declare(t)
+		v, err := p.declaration()
 		if err != nil {
 			return err
 		}
@@ -420,6 +412,15 @@ func (p *parser) skipBrackets() error {
 	}
 }
 
+// declaration reads "type name": a function input or a statement output.
+func (p *parser) declaration() (*Var, error) {
+	t, err := p.typ()
+	if err != nil {
+		return nil, err
+	}
+	return p.declare(t)
+}
+
 // declare reads the name of a variable of type t and checks that it is new.
 func (p *parser) declare(t Type) (*Var, error) {
 	name, err := p.ident("variable name")
@@ -448,11 +449,7 @@ func (p *parser) statement() (*Operation, error) {
 		}
 	}
 	for {
-		t, err := p.typ()
-		if err != nil {
-			return nil, err
-		}
-		v, err := p.declare(t)
+		v, err := p.declaration()
 		if err != nil {
 			return nil, err
 		}
@@ -483,14 +480,8 @@ func (p *parser) statement() (*Operation, error) {
 	}
 	var argNames names
 	err = p.list(tRParen, true, "after argument", func() error {
-		name, err := p.ident("argument name")
+		name, err := p.key("argument", &argNames)
 		if err != nil {
-			return err
-		}
-		if !argNames.add(name.text) {
-			return p.errAt(name.pos, "duplicate argument %q", name.text)
-		}
-		if err := p.expect(tEq, "after argument name"); err != nil {
 			return err
 		}
 		arg, err := p.argValue(name.text)
@@ -511,14 +502,8 @@ func (p *parser) statement() (*Operation, error) {
 		}
 		var attrNames names
 		err := p.list(tRBrack, false, "after attribute", func() error {
-			name, err := p.ident("attribute name")
+			name, err := p.key("attribute", &attrNames)
 			if err != nil {
-				return err
-			}
-			if !attrNames.add(name.text) {
-				return p.errAt(name.pos, "duplicate attribute %q", name.text)
-			}
-			if err := p.expect(tEq, "after attribute name"); err != nil {
 				return err
 			}
 			vpos := p.tok.pos
@@ -560,6 +545,19 @@ func (p *parser) statement() (*Operation, error) {
 		p.define(v)
 	}
 	return op, nil
+}
+
+// key reads "name =" of an argument or attribute (what says which), refusing
+// a name seen before.
+func (p *parser) key(what string, seen *names) (token, error) {
+	name, err := p.ident(what + " name")
+	if err != nil {
+		return name, err
+	}
+	if !seen.add(name.text) {
+		return name, p.errAt(name.pos, "duplicate %s %q", what, name.text)
+	}
+	return name, p.expect(tEq, "after "+what+" name")
 }
 
 // names detects duplicate names among an operation's arguments or

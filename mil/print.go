@@ -36,9 +36,7 @@ func (pr *printer) program(p *Program) {
 		b.WriteString(pr.typ(ScalarOf(String)))
 		b.WriteString(">({")
 		for i, kv := range p.BuildInfo {
-			if i > 0 {
-				b.WriteString(", ")
-			}
+			pr.sep(i)
 			b.WriteString("{")
 			b.WriteString(quote(kv.Key))
 			b.WriteString(", ")
@@ -61,23 +59,14 @@ func (pr *printer) function(f *Function) {
 	b.WriteString("<")
 	b.WriteString(f.Opset)
 	b.WriteString(">(")
-	for i, in := range f.Inputs {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(pr.typ(in.Type))
-		b.WriteString(" ")
-		b.WriteString(in.Name)
-	}
+	pr.decls(f.Inputs)
 	b.WriteString(") {\n")
 	for _, op := range f.Ops {
 		pr.statement(op)
 	}
 	b.WriteString("        } -> (")
 	for i, out := range f.Outputs {
-		if i > 0 {
-			b.WriteString(", ")
-		}
+		pr.sep(i)
 		b.WriteString(out.Name)
 	}
 	b.WriteString(");\n")
@@ -86,32 +75,21 @@ func (pr *printer) function(f *Function) {
 func (pr *printer) statement(op *Operation) {
 	b := &pr.b
 	b.WriteString("            ")
-	for i, out := range op.Outputs {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(pr.typ(out.Type))
-		b.WriteString(" ")
-		b.WriteString(out.Name)
-	}
+	pr.decls(op.Outputs)
 	b.WriteString(" = ")
 	b.WriteString(op.Type)
 	b.WriteString("(")
 	args := slices.Clone(op.Args)
 	slices.SortStableFunc(args, func(x, y Arg) int { return strings.Compare(x.Name, y.Name) })
 	for i, a := range args {
-		if i > 0 {
-			b.WriteString(", ")
-		}
+		pr.sep(i)
 		b.WriteString(a.Name)
 		b.WriteString(" = ")
 		if a.Tuple {
 			b.WriteString("(")
 		}
 		for j, bind := range a.Bindings {
-			if j > 0 {
-				b.WriteString(", ")
-			}
+			pr.sep(j)
 			if bind.Var != nil {
 				b.WriteString(bind.Var.Name)
 			} else if bind.Value != nil {
@@ -126,14 +104,31 @@ func (pr *printer) statement(op *Operation) {
 	attrs := append([]Attr{{Name: "name", Value: StringScalar(op.Name)}}, op.Attrs...)
 	slices.SortStableFunc(attrs, func(x, y Attr) int { return strings.Compare(x.Name, y.Name) })
 	for i, a := range attrs {
-		if i > 0 {
-			b.WriteString(", ")
-		}
+		pr.sep(i)
 		b.WriteString(a.Name)
 		b.WriteString(" = ")
 		pr.value(a.Value)
 	}
 	b.WriteString("];\n")
+}
+
+// decls writes variable declarations, "type name, type name": a function's
+// inputs or a statement's outputs.
+func (pr *printer) decls(vs []*Var) {
+	b := &pr.b
+	for i, v := range vs {
+		pr.sep(i)
+		b.WriteString(pr.typ(v.Type))
+		b.WriteString(" ")
+		b.WriteString(v.Name)
+	}
+}
+
+// sep writes the ", " that precedes every list item but the first.
+func (pr *printer) sep(i int) {
+	if i > 0 {
+		pr.b.WriteString(", ")
+	}
 }
 
 // typ spells a type in the printer's dialect.
@@ -174,9 +169,7 @@ func (pr *printer) nested(v *Value, shape Shape, start int) {
 		stride *= d
 	}
 	for i := 0; i < shape[0]; i++ {
-		if i > 0 {
-			b.WriteString(", ")
-		}
+		pr.sep(i)
 		if len(shape) == 1 {
 			pr.elem(v, start+i)
 		} else {

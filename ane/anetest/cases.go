@@ -21,6 +21,13 @@ func causalMask(n int) []float32 {
 	return m
 }
 
+// selectComparisons selects 1 or 0 by x[0] > x[1] and by x[0] < x[1].
+func selectComparisons(k *kb, x []*mil.Var) []*mil.Var {
+	one, zero := k.scalar(1), k.scalar(0)
+	return vars(k.Select(k.id(), k.Greater(k.id(), x[0], x[1]), one, zero),
+		k.Select(k.id(), k.Less(k.id(), x[0], x[1]), one, zero))
+}
+
 // opCases lists the op kernels. Each is small, seeded by its name, and
 // shaped to exercise an edge of the op's definition (mil-spec §4).
 func opCases() []opCase {
@@ -61,11 +68,7 @@ func opCases() []opCase {
 
 		// Comparisons and select, with the three-way broadcast real models use.
 		{name: "select/greater_less", ins: []operand{uniform(-2, 2, 3, 8), uniform(-2, 2, 8)},
-			build: func(k *kb, x []*mil.Var) []*mil.Var {
-				one, zero := k.scalar(1), k.scalar(0)
-				return vars(k.Select(k.id(), k.Greater(k.id(), x[0], x[1]), one, zero),
-					k.Select(k.id(), k.Less(k.id(), x[0], x[1]), one, zero))
-			}},
+			build: selectComparisons},
 		{name: "select/three_way_broadcast", ins: []operand{uniform(-1, 1, 2, 1, 4), uniform(-1, 1, 1), uniform(-5, 5, 3, 1), uniform(-5, 5, 1, 4)},
 			// cond [2,1,4], a [3,1], b [1,4] → [2,3,4].
 			build: func(k *kb, x []*mil.Var) []*mil.Var {
@@ -79,11 +82,7 @@ func opCases() []opCase {
 			}},
 		{name: "select/equal_operands", ins: []operand{fixed([]float64{1, 2, 3, 4, -1, -2, 0, 0.5}, 8), fixed([]float64{1, 3, 3, 2, -1, -1, 0, -0.5}, 8)},
 			// Ties: greater and less are both false where x == y.
-			build: func(k *kb, x []*mil.Var) []*mil.Var {
-				one, zero := k.scalar(1), k.scalar(0)
-				return vars(k.Select(k.id(), k.Greater(k.id(), x[0], x[1]), one, zero),
-					k.Select(k.id(), k.Less(k.id(), x[0], x[1]), one, zero))
-			}},
+			build: selectComparisons},
 
 		// Unary ops.
 		{name: "unary/exp", ins: []operand{uniform(-6, 6, 4, 8)},

@@ -31,14 +31,14 @@ func dynMatmul(ic, oc, s int) (*mil.Program, mil.Weights, error) {
 // the float64 product with its bound, computed directly (not through the
 // interpreter), so the kernel is checked against plain arithmetic.
 type linearCase struct {
-	input      []float64 // [IC, S+OC] row-major, fp16 values
-	want, tol  []float64 // [OC, S]
-	ic, oc, sq int
+	input     []float64 // [IC, S+OC] row-major, fp16 values
+	want, tol []float64 // [OC, S]
+	sq        int       // S, the row length of want
 }
 
 func newLinearCase(name string, ic, oc, s int) *linearCase {
 	rng := rngFor(name)
-	c := &linearCase{input: make([]float64, ic*(s+oc)), want: make([]float64, oc*s), tol: make([]float64, oc*s), ic: ic, oc: oc, sq: s}
+	c := &linearCase{input: make([]float64, ic*(s+oc)), want: make([]float64, oc*s), tol: make([]float64, oc*s), sq: s}
 	for i := range c.input {
 		c.input[i] = round16(2*rng.Float64() - 1)
 	}
@@ -114,31 +114,26 @@ func (s *suite) perLayerSurfaces(t *testing.T) {
 		}
 		writeSurface(t, ins[l], cases[l].input)
 	}
-	evalLayer := func(step string, l int) {
-		fillNaN(t, outs[l])
-		if err := k.Eval([]*ane.Surface{ins[l]}, []*ane.Surface{outs[l]}); err != nil {
+	evalLayer := func(step string, l int, out *ane.Surface) {
+		fillNaN(t, out)
+		if err := k.Eval([]*ane.Surface{ins[l]}, []*ane.Surface{out}); err != nil {
 			t.Fatalf("%s: eval layer %d: %v", step, l, err)
 		}
-		s.checkLinear(t, fmt.Sprintf("%s, layer %d", step, l), cases[l], readSurface(t, outs[l]))
+		s.checkLinear(t, fmt.Sprintf("%s, layer %d", step, l), cases[l], readSurface(t, out))
 	}
 	for _, l := range []int{0, 1, 2, 3, 2, 0, 3, 1} {
-		evalLayer("bound in turn", l)
+		evalLayer("bound in turn", l, outs[l])
 	}
 	// Restage layer 1's surface with new weights, as after an optimizer
 	// step: the same binding must see the new data.
 	cases[1] = newLinearCase("layer1 updated", ic, oc, sq)
 	writeSurface(t, ins[1], cases[1].input)
-	evalLayer("after restaging", 1)
-	evalLayer("after restaging", 0)
+	evalLayer("after restaging", 1, outs[1])
+	evalLayer("after restaging", 0, outs[0])
 
 	// One output surface shared by every layer, the other binding pattern.
-	shared := outs[0]
 	for l := range layers {
-		fillNaN(t, shared)
-		if err := k.Eval([]*ane.Surface{ins[l]}, []*ane.Surface{shared}); err != nil {
-			t.Fatalf("shared output: eval layer %d: %v", l, err)
-		}
-		s.checkLinear(t, fmt.Sprintf("shared output, layer %d", l), cases[l], readSurface(t, shared))
+		evalLayer("shared output", l, outs[0])
 	}
 	if st := k.Stats(); st.Evals < 14 {
 		t.Errorf("kernel stats count %d evaluations, want at least 14", st.Evals)
@@ -146,11 +141,16 @@ func (s *suite) perLayerSurfaces(t *testing.T) {
 }
 
 // tiny builds a small valid kernel: y = relu(x) on [1, 1, 1, 32].
-func tiny(name string) (*mil.Program, mil.Weights, error) {
+func tiny(t *testing.T, name string) (*mil.Program, mil.Weights) {
+	t.Helper()
 	b := mil.NewBuilder(mil.IOS18)
 	x := b.Input("x", mil.TensorOf(mil.FP16, 1, 1, 1, align))
 	b.Output(b.Relu(name, x))
-	return b.Build()
+	p, w, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, w
 }
 
 // budget checks the compile budget on a fresh device with a small limit:
@@ -172,10 +172,7 @@ func (s *suite) budget(t *testing.T) {
 		if u, _ := d.Budget(); u != used {
 			t.Fatalf("a failed compile moved the budget from %d to %d used", used, u)
 		}
-		p, w, err := tiny(fmt.Sprintf("k%d", used))
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, w := tiny(t, fmt.Sprintf("k%d", used))
 		k, err := d.Compile(fmt.Sprintf("budget_%d", used), p, w)
 		if err != nil {
 			t.Fatalf("compile %d of %d: %v", used+1, limit, err)
@@ -187,10 +184,8 @@ func (s *suite) budget(t *testing.T) {
 		}
 		used = u
 	}
-	p, w, err := tiny("past")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, w := tiny(t, "past")
+	var err error
 	for range 2 {
 		_, err = d.Compile("past_the_limit", p, w)
 		if !errors.Is(err, ane.ErrBudgetExhausted) {
@@ -207,10 +202,7 @@ func (s *suite) budget(t *testing.T) {
 // declares wrongly: valid syntax, but not a valid MIL program.
 func invalidProgram(t *testing.T) *mil.Program {
 	t.Helper()
-	p, _, err := tiny("y")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, _ := tiny(t, "y")
 	f := p.Main()
 	op := f.Ops[len(f.Ops)-1]
 	op.Outputs[0].Type = mil.TensorOf(mil.FP16, 1, 1, 1, 2*align)
@@ -281,12 +273,9 @@ func (s *suite) errorCases(t *testing.T) {
 		}
 	})
 	s.run(t, "errors/unknown_op_refused", func(t *testing.T) {
-		p, w, err := tiny("y")
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, w := tiny(t, "y")
 		p.Main().Ops[len(p.Main().Ops)-1].Type = "frobnicate"
-		_, err = s.dev.Compile("unknown_op", p, w)
+		_, err := s.dev.Compile("unknown_op", p, w)
 		// An op the device does not know is refused either as invalid MIL or
 		// as unsupported; both are honest, but it must be one of them.
 		if !errorsIs(err, ane.ErrInvalidProgram, ane.ErrUnsupported) {
@@ -301,10 +290,7 @@ func (s *suite) errorCases(t *testing.T) {
 		}
 	})
 	s.run(t, "errors/eval_wrong_surfaces", func(t *testing.T) {
-		p, w, err := tiny("y")
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, w := tiny(t, "y")
 		k := s.compile(t, "eval_wrong_surfaces", p, w)
 		in, err := k.NewSurface(ane.Input, 0)
 		if err != nil {

@@ -43,6 +43,35 @@ func strides(shape []int) []int {
 	return s
 }
 
+// filled returns n copies of x.
+func filled(n, x int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = x
+	}
+	return s
+}
+
+// seq returns 0, 1, …, n−1.
+func seq(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
+
+// without returns shape without the axes drop marks.
+func without(shape []int, drop []bool) []int {
+	out := []int{}
+	for i, d := range shape {
+		if !drop[i] {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 // unravel writes the multi-index of flat index i into idx.
 func unravel(i int, shape, idx []int) {
 	for k := len(shape) - 1; k >= 0; k-- {
@@ -74,7 +103,6 @@ func accumulation(k int, s float64) float64 {
 
 // interp evaluates a function in float64 with error bounds.
 type interp struct {
-	f      *mil.Function
 	w      mil.Weights
 	target mil.Target
 	env    map[*mil.Var]*tensor
@@ -95,7 +123,7 @@ func reference(f *mil.Function, w mil.Weights, inputs []*tensor) (outs []*tensor
 	if !ok {
 		return nil, fmt.Errorf("reference: unknown opset %q", f.Opset)
 	}
-	in := &interp{f: f, w: w, target: t, env: map[*mil.Var]*tensor{}}
+	in := &interp{w: w, target: t, env: map[*mil.Var]*tensor{}}
 	if len(inputs) != len(f.Inputs) {
 		return nil, fmt.Errorf("reference: %d inputs given, function takes %d", len(inputs), len(f.Inputs))
 	}
@@ -195,18 +223,26 @@ func (c *opCtx) tensor(name string) (*tensor, bool, error) {
 	if !ok {
 		return nil, false, nil
 	}
+	t, ok, err := c.bound(b)
+	if !ok {
+		return nil, false, fmt.Errorf("input %s: variable %s has no value", name, b.Var.Name)
+	}
+	return t, true, err
+}
+
+// bound returns the tensor a binding holds: a variable computed earlier, or
+// a constant (a literal or a const variable); ok is false if it holds neither.
+func (c *opCtx) bound(b mil.Binding) (t *tensor, ok bool, err error) {
 	if b.Var != nil {
 		if t := c.in.env[b.Var]; t != nil {
 			return t, true, nil
 		}
-		if b.Var.Const != nil {
-			t, err := c.value(b.Var.Const)
-			return t, true, err
-		}
-		return nil, false, fmt.Errorf("input %s: variable %s has no value", name, b.Var.Name)
 	}
-	t, err := c.value(b.Value)
-	return t, true, err
+	if v := b.ConstValue(); v != nil {
+		t, err := c.value(v)
+		return t, true, err
+	}
+	return nil, false, nil
 }
 
 // need returns a required input.
@@ -689,10 +725,7 @@ func (c *opCtx) selectOp() ([]*tensor, error) {
 func softmaxAxis(x *tensor, a int) *tensor {
 	out := newTensor(x.dt, x.shape)
 	n := x.shape[a]
-	inner := 1
-	for _, d := range x.shape[a+1:] {
-		inner *= d
-	}
+	inner := numel(x.shape[a+1:])
 	outer := len(x.v) / (n * inner)
 	for o := range outer {
 		for in := range inner {
@@ -741,10 +774,7 @@ func (c *opCtx) softmax() ([]*tensor, error) {
 // swapLast2 returns x with its last two axes swapped.
 func swapLast2(x *tensor) *tensor {
 	r := len(x.shape)
-	perm := make([]int, r)
-	for i := range perm {
-		perm[i] = i
-	}
+	perm := seq(r)
 	perm[r-1], perm[r-2] = r-2, r-1
 	return permute(x, perm)
 }
@@ -776,10 +806,10 @@ func matmulRef(x, y *tensor, tx, ty bool, dt mil.DType) (*tensor, error) {
 		return nil, fmt.Errorf("matmul of a scalar")
 	}
 	if rx == 1 {
-		x = &tensor{dt: x.dt, shape: []int{1, x.shape[0]}, v: x.v, e: x.e}
+		x = view(x, []int{1, x.shape[0]})
 	}
 	if ry == 1 {
-		y = &tensor{dt: y.dt, shape: []int{y.shape[0], 1}, v: y.v, e: y.e}
+		y = view(y, []int{y.shape[0], 1})
 	}
 	if tx {
 		x = swapLast2(x)
@@ -890,15 +920,11 @@ func (c *opCtx) conv() ([]*tensor, error) {
 	if ns < 1 || len(w.shape) != r {
 		return nil, fmt.Errorf("x %v and weight %v do not make a convolution", x.shape, w.shape)
 	}
-	ones := make([]int, ns)
-	for i := range ones {
-		ones[i] = 1
-	}
-	strd, err := c.ints("strides", ones)
+	strd, err := c.ints("strides", filled(ns, 1))
 	if err != nil {
 		return nil, err
 	}
-	dil, err := c.ints("dilations", ones)
+	dil, err := c.ints("dilations", filled(ns, 1))
 	if err != nil {
 		return nil, err
 	}
@@ -996,11 +1022,7 @@ func (c *opCtx) reduce() ([]*tensor, error) {
 		return nil, err
 	}
 	r := len(x.shape)
-	all := make([]int, r)
-	for i := range all {
-		all[i] = i
-	}
-	axes, err := c.ints("axes", all)
+	axes, err := c.ints("axes", seq(r))
 	if err != nil {
 		return nil, err
 	}
@@ -1060,13 +1082,7 @@ func (c *opCtx) reduce() ([]*tensor, error) {
 		}
 	}
 	if !keep {
-		shape := []int{}
-		for i, d := range x.shape {
-			if !reduced[i] {
-				shape = append(shape, d)
-			}
-		}
-		out.shape = shape
+		out.shape = without(x.shape, reduced)
 	}
 	return []*tensor{out}, nil
 }
@@ -1247,11 +1263,7 @@ func (c *opCtx) sliceByIndex() ([]*tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	ones := make([]int, r)
-	for i := range ones {
-		ones[i] = 1
-	}
-	stride, err := c.ints("stride", ones)
+	stride, err := c.ints("stride", filled(r, 1))
 	if err != nil {
 		return nil, err
 	}
@@ -1305,18 +1317,14 @@ func (c *opCtx) concat() ([]*tensor, error) {
 	}
 	vals := make([]*tensor, len(a.Bindings))
 	for i, b := range a.Bindings {
+		t, ok, err := c.bound(b)
 		switch {
-		case b.Var != nil && c.in.env[b.Var] != nil:
-			vals[i] = c.in.env[b.Var]
-		case b.ConstValue() != nil:
-			t, err := c.value(b.ConstValue())
-			if err != nil {
-				return nil, err
-			}
-			vals[i] = t
-		default:
+		case err != nil:
+			return nil, err
+		case !ok:
 			return nil, fmt.Errorf("values[%d] has no value", i)
 		}
+		vals[i] = t
 	}
 	ax, err := c.intScalar("axis", 0)
 	if err != nil {
@@ -1388,10 +1396,7 @@ func (c *opCtx) split() ([]*tensor, error) {
 		}
 	}
 	var outs []*tensor
-	start, step := make([]int, r), make([]int, r)
-	for i := range step {
-		step[i] = 1
-	}
+	start, step := make([]int, r), filled(r, 1)
 	for _, s := range sizes {
 		count := slices.Clone(x.shape)
 		count[ax] = s
@@ -1442,13 +1447,7 @@ func (c *opCtx) expandSqueeze() ([]*tensor, error) {
 		}
 		drop[n] = x.shape[n] == 1 // listed axes that are not 1 stay
 	}
-	shape := []int{}
-	for i, d := range x.shape {
-		if !drop[i] {
-			shape = append(shape, d)
-		}
-	}
-	return []*tensor{view(x, shape)}, nil
+	return []*tensor{view(x, without(x.shape, drop))}, nil
 }
 
 // sdpa is softmax(Q·Kᵀ/√E)·V. attn_mask is ignored, as the ANE ignores it
@@ -1572,12 +1571,20 @@ func (c *opCtx) quantize() ([]*tensor, error) {
 	return []*tensor{out}, nil
 }
 
-func (c *opCtx) dequantize() ([]*tensor, error) {
-	x, err := c.need("input")
+func (c *opCtx) dequantize() ([]*tensor, error) { return c.dequantizeFrom("input", false) }
+
+func (c *opCtx) affineDequantize() ([]*tensor, error) {
+	return c.dequantizeFrom("quantized_data", true)
+}
+
+// dequantizeFrom dequantizes the named input: dequantize, or, with its
+// always-given axis, constexpr_affine_dequantize.
+func (c *opCtx) dequantizeFrom(input string, axisRequired bool) ([]*tensor, error) {
+	x, err := c.need(input)
 	if err != nil {
 		return nil, err
 	}
-	p, err := c.quantParams(x.shape, false)
+	p, err := c.quantParams(x.shape, axisRequired)
 	if err != nil {
 		return nil, err
 	}
@@ -1591,16 +1598,4 @@ func dequant(x *tensor, p *quantParams) *tensor {
 		out.v[i], out.e[i] = exact(roundOut(p.scale.dt, sc*(q-zp), math.Abs(sc)*x.e[i]))
 	}
 	return out
-}
-
-func (c *opCtx) affineDequantize() ([]*tensor, error) {
-	x, err := c.need("quantized_data")
-	if err != nil {
-		return nil, err
-	}
-	p, err := c.quantParams(x.shape, true)
-	if err != nil {
-		return nil, err
-	}
-	return []*tensor{dequant(x, p)}, nil
 }

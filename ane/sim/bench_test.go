@@ -17,17 +17,24 @@ func reportGFLOPS(b *testing.B, flops float64, start time.Time) {
 	b.ReportMetric(flops*float64(b.N)/time.Since(start).Seconds()/1e9, "GFLOPS")
 }
 
-func BenchmarkDynamicMatmul(b *testing.B) {
+// benchKernel compiles the linear kernel and stages a random input.
+func benchKernel(b *testing.B) (k ane.Kernel, in, out *ane.Surface) {
+	b.Helper()
 	p, w := dynMatmul(b, benchIC, benchOC, benchS)
 	d := newDev(b, ane.Options{})
 	k, err := d.Compile("dyn", p, w)
 	if err != nil {
 		b.Fatal(err)
 	}
-	in, _ := k.NewSurface(ane.Input, 0)
-	out, _ := k.NewSurface(ane.Output, 0)
+	in, _ = k.NewSurface(ane.Input, 0)
+	out, _ = k.NewSurface(ane.Output, 0)
 	x := randn(1, benchIC*(benchS+benchOC), 1)
 	in.WriteBlock(0, 0, in.Rows(), in.Cols(), x, in.Cols())
+	return k, in, out
+}
+
+func BenchmarkDynamicMatmul(b *testing.B) {
+	k, in, out := benchKernel(b)
 	one := []*ane.Surface{in}
 	res := []*ane.Surface{out}
 	if err := k.Eval(one, res); err != nil {
@@ -61,16 +68,7 @@ func BenchmarkSgemmSame(b *testing.B) {
 // reports the ratio of their best times, which stays meaningful on a noisy
 // machine where the two separate benchmarks drift apart.
 func BenchmarkDynamicMatmulRatio(b *testing.B) {
-	p, w := dynMatmul(b, benchIC, benchOC, benchS)
-	d := newDev(b, ane.Options{})
-	k, err := d.Compile("dyn", p, w)
-	if err != nil {
-		b.Fatal(err)
-	}
-	in, _ := k.NewSurface(ane.Input, 0)
-	out, _ := k.NewSurface(ane.Output, 0)
-	x := randn(1, benchIC*(benchS+benchOC), 1)
-	in.WriteBlock(0, 0, in.Rows(), in.Cols(), x, in.Cols())
+	k, in, out := benchKernel(b)
 	wt := randn(1, benchIC*benchOC, 1)
 	a := randn(2, benchIC*benchS, 1)
 	c := make([]float32, benchOC*benchS)

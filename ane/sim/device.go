@@ -330,37 +330,41 @@ func (k *kernel) run(in, out []*ane.Surface) (err error) {
 			err = fmt.Errorf("emulator internal error: %v", r)
 		}
 	}()
-	for i, s := range in {
-		if err := s.Lock(true); err != nil {
-			return fmt.Errorf("lock input %d: %w", i, err)
-		}
-		d := k.plan.inputs[i].slice()
-		cols := s.Cols()
-		for r := range s.Rows() {
-			fp16.ToFloat32s(d[r*cols:(r+1)*cols], s.Row(r))
-		}
-		if err := s.Unlock(true); err != nil {
-			return fmt.Errorf("unlock input %d: %w", i, err)
-		}
+	if err := transfer(in, k.plan.inputs, true, func(d []float32, s []fp16.Bits) { fp16.ToFloat32s(d, s) }); err != nil {
+		return err
 	}
 	for i := range k.plan.steps {
 		k.plan.steps[i].run()
 	}
-	for i, s := range out {
-		if err := s.Lock(false); err != nil {
-			return fmt.Errorf("lock output %d: %w", i, err)
-		}
-		d := k.plan.outputs[i].slice()
-		cols := s.Cols()
-		for r := range s.Rows() {
-			fp16.FromFloat32s(s.Row(r), d[r*cols:(r+1)*cols])
-		}
-		if err := s.Unlock(false); err != nil {
-			return fmt.Errorf("unlock output %d: %w", i, err)
-		}
+	if err := transfer(out, k.plan.outputs, false, func(d []float32, s []fp16.Bits) { fp16.FromFloat32s(s, d) }); err != nil {
+		return err
 	}
 	k.evals.Add(1)
 	k.nanos.Add(int64(time.Since(start)))
+	return nil
+}
+
+// transfer copies between surfaces and the kernel's dense views one surface
+// row at a time, calling row with the view's part and the surface's row. Each
+// surface is locked read-only for inputs and for writing for outputs.
+func transfer(ss []*ane.Surface, vs []view, input bool, row func(d []float32, s []fp16.Bits)) error {
+	what := "output"
+	if input {
+		what = "input"
+	}
+	for i, s := range ss {
+		if err := s.Lock(input); err != nil {
+			return fmt.Errorf("lock %s %d: %w", what, i, err)
+		}
+		d := vs[i].slice()
+		cols := s.Cols()
+		for r := range s.Rows() {
+			row(d[r*cols:(r+1)*cols], s.Row(r))
+		}
+		if err := s.Unlock(input); err != nil {
+			return fmt.Errorf("unlock %s %d: %w", what, i, err)
+		}
+	}
 	return nil
 }
 

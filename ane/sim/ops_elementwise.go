@@ -175,27 +175,8 @@ func (p *planner) rowsOp(shape []int, operands []view, f func(d []float32, in []
 				l.rowOffsets(row, base, offs)
 				m := min(rowChunk, n-c0)
 				for k, v := range operands {
-					s := v.buf.data
 					st := l.istr[k+1]
-					j := offs[k+1] + c0*st
-					switch st {
-					case 1:
-						rows[k] = s[j : j+m]
-					case 0:
-						r := scratch[k][:m]
-						x := s[j]
-						for i := range r {
-							r[i] = x
-						}
-						rows[k] = r
-					default:
-						r := scratch[k][:m]
-						for i := range r {
-							r[i] = s[j]
-							j += st
-						}
-						rows[k] = r
-					}
+					rows[k] = contiguous(v.buf.data, offs[k+1]+c0*st, st, m, scratch[k])
 				}
 				dr := d[offs[0]+c0 : offs[0]+c0+m]
 				f(dr, rows)
@@ -207,6 +188,28 @@ func (p *planner) rowsOp(shape []int, operands []view, f func(d []float32, in []
 	}
 	p.emit(run, flops*float64(numel(shape)), operands, ob)
 	return out, nil
+}
+
+// contiguous returns the m elements of s from j on, st apart, as one
+// contiguous slice: s itself when st is 1, else scratch filled with them (one
+// broadcast value when st is 0).
+func contiguous(s []float32, j, st, m int, scratch []float32) []float32 {
+	if st == 1 {
+		return s[j : j+m]
+	}
+	r := scratch[:m]
+	if st == 0 {
+		x := s[j]
+		for i := range r {
+			r[i] = x
+		}
+		return r
+	}
+	for i := range r {
+		r[i] = s[j]
+		j += st
+	}
+	return r
 }
 
 // rowChunk is the longest run of elements an elementwise kernel processes at
@@ -393,11 +396,6 @@ func init() {
 	}
 }
 
-var castTargets = map[string]mil.DType{
-	"fp16": mil.FP16, "fp32": mil.FP32, "int32": mil.Int32, "int16": mil.Int16, "int8": mil.Int8,
-	"uint8": mil.UInt8, "uint16": mil.UInt16, "bool": mil.Bool,
-}
-
 // intRange is the inclusive range of an integer dtype the emulator stores.
 func intRange(d mil.DType) (lo, hi float64) {
 	switch d {
@@ -423,8 +421,9 @@ func init() {
 		if err != nil {
 			return err
 		}
-		to, ok := castTargets[s]
-		if !ok {
+		// The targets are the dtypes the emulator keeps data for.
+		to, ok := mil.ParseDType(s)
+		if !ok || dataDType(to) != nil {
 			return invalid("cast to %q: choose one of fp16, fp32, int32, int16, int8, uint16, uint8, bool", s)
 		}
 		if err := dataDType(x.typ.DType); err != nil {

@@ -76,7 +76,7 @@ func swapLast(v view) view {
 }
 
 // swapsLastTwo reports whether op is a transpose exchanging only the last two axes.
-func swapsLastTwo(p *planner, op *mil.Operation, rank int) bool {
+func swapsLastTwo(op *mil.Operation, rank int) bool {
 	if op.Type != "transpose" || rank < 2 {
 		return false
 	}
@@ -184,7 +184,7 @@ func planMatmul(p *planner) error {
 	// Peephole: a result consumed only by a transpose of its last two axes is
 	// written transposed, so that transpose becomes a free view.
 	o := p.op.Outputs[0]
-	transposed := rx > 1 && ry > 1 && !p.outs[o] && len(p.uses[o]) == 1 && swapsLastTwo(p, p.uses[o][0], len(shape))
+	transposed := rx > 1 && ry > 1 && !p.outs[o] && len(p.uses[o]) == 1 && swapsLastTwo(p.uses[o][0], len(shape))
 	xo, err := p.operand(xv, bshape)
 	if err != nil {
 		return err
@@ -299,15 +299,11 @@ func planConv(p *planner) error {
 		return unsupported("conv with %d input channels: the ANE rejects convs wider than %d input channels "+
 			"(32000 fails, research §8.7); use matmul for wide reductions", cin, MaxConvInputChannels)
 	}
-	ones := make([]int, ns)
-	for i := range ones {
-		ones[i] = 1
-	}
-	strides, err := p.paramInts("strides", ones)
+	strides, err := p.paramInts("strides", filled(ns, 1))
 	if err != nil {
 		return err
 	}
-	dils, err := p.paramInts("dilations", ones)
+	dils, err := p.paramInts("dilations", filled(ns, 1))
 	if err != nil {
 		return err
 	}
@@ -328,37 +324,22 @@ func planConv(p *planner) error {
 		if g.stride <= 0 || g.dil <= 0 || g.stride > MaxAxis || g.dil > MaxAxis {
 			return invalid("strides %v and dilations %v must be positive", strides, dils)
 		}
-		ke := (g.k-1)*g.dil + 1
-		var total int
+		before, after := 0, 0 // pad is read only with pad_type custom
 		switch padType {
-		case "valid":
-			g.out = (g.in-ke)/g.stride + 1
-			if g.in < ke {
-				g.out = 0
-			}
-		case "custom":
-			if pads[2*i] < 0 || pads[2*i+1] < 0 || pads[2*i] > MaxAxis || pads[2*i+1] > MaxAxis {
+		case mil.PadCustom:
+			before, after = pads[2*i], pads[2*i+1]
+			if before < 0 || after < 0 || before > MaxAxis || after > MaxAxis {
 				return invalid("pad %v must be non-negative", pads)
 			}
-			g.padBefore = pads[2*i]
-			total = pads[2*i] + pads[2*i+1]
-			g.out = (g.in+total-ke)/g.stride + 1
-			if g.in+total < ke {
-				g.out = 0
-			}
-		case "same", "same_lower":
-			g.out = (g.in + g.stride - 1) / g.stride
-			total = max(0, (g.out-1)*g.stride+ke-g.in)
-			g.padBefore = total / 2
-			if padType == "same_lower" {
-				g.padBefore = total - total/2
-			}
+		case mil.PadValid, mil.PadSame, mil.PadSameLower:
 		default:
 			return invalid("pad_type %q: choose valid, same, same_lower or custom", padType)
 		}
-		if g.out <= 0 || g.k <= 0 {
+		out, pb, _, err := mil.ConvAxis(padType, g.in, g.k, g.stride, g.dil, before, after)
+		if err != nil || out <= 0 {
 			return invalid("kernel %v does not fit input %v with pad_type %s", ws, xs, padType)
 		}
+		g.out, g.padBefore = out, pb
 		geo[i] = g
 	}
 	if ns == 1 {

@@ -12,22 +12,24 @@ func init() {
 	ops["constexpr_affine_dequantize"] = planConstexprAffine
 }
 
-// affineParam reads a quantisation parameter (scale or zero point): a
-// constant scalar, or a 1-D constant of x.shape[axis] elements. It returns a
-// constant view broadcastable against x, or nil when the parameter is absent.
-func (p *planner) affineParam(name string, shape []int, axis int, hasAxis bool) (*tval, []int, error) {
-	tv, err := p.arg(name)
-	if err != nil || tv == nil {
-		return nil, nil, err
-	}
-	c, err := p.constant(tv, "input "+quote(name))
+// affineParam reads a quantisation parameter (scale or zero point) of an op
+// on data of the given shape: a constant scalar, or a 1-D constant of
+// shape[axis] elements when the op gives an axis. It returns the parameter and
+// the shape that broadcasts it against the data, or nil when an optional
+// parameter is absent.
+func (p *planner) affineParam(name string, shape []int, required bool) (*tval, []int, error) {
+	axis, hasAxis, err := p.quantAxis(len(shape))
 	if err != nil {
 		return nil, nil, err
 	}
-	bshape := make([]int, len(shape))
-	for i := range bshape {
-		bshape[i] = 1
+	tv, err := p.input(name, required)
+	if err != nil || tv == nil {
+		return nil, nil, err
 	}
+	if _, err := p.constant(tv, "input "+quote(name)); err != nil {
+		return nil, nil, err
+	}
+	bshape := filled(len(shape), 1)
 	switch {
 	case tv.typ.IsScalar() || (len(tv.typ.Shape) == 1 && tv.typ.Shape[0] == 1 && !hasAxis):
 		// broadcast everywhere
@@ -36,7 +38,6 @@ func (p *planner) affineParam(name string, shape []int, axis int, hasAxis bool) 
 	default:
 		return nil, nil, invalid("%s %v must be a scalar, or 1-D of x.shape[axis] elements with axis given", name, tv.typ)
 	}
-	_ = c
 	return tv, bshape, nil
 }
 
@@ -50,6 +51,28 @@ func (p *planner) paramView(tv *tval, bshape []int) (view, error) {
 	return r, nil
 }
 
+// affineOperands returns the views quantize and dequantize read: x, the
+// scale and, when given, the zero point.
+func (p *planner) affineOperands(x, sc *tval, sshape []int, zp *tval, zshape []int) ([]view, error) {
+	xv, err := p.data(x)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := p.paramView(sc, sshape)
+	if err != nil {
+		return nil, err
+	}
+	if zp == nil {
+		return []view{xv, sv}, nil
+	}
+	zv, err := p.paramView(zp, zshape)
+	if err != nil {
+		return nil, err
+	}
+	return []view{xv, sv, zv}, nil
+}
+
+// quantAxis reads the optional axis of quantize and dequantize.
 func (p *planner) quantAxis(rank int) (int, bool, error) {
 	a, err := p.arg("axis")
 	if err != nil || a == nil {
@@ -85,39 +108,20 @@ func planQuantize(p *planner) error {
 		return invalid("output_dtype %q: choose int8 or uint8", ods)
 	}
 	shape := x.typ.Shape
-	axis, hasAxis, err := p.quantAxis(len(shape))
+	sc, sshape, err := p.affineParam("scale", shape, true)
 	if err != nil {
 		return err
 	}
-	sc, sshape, err := p.affineParam("scale", shape, axis, hasAxis)
-	if err != nil {
-		return err
-	}
-	if sc == nil {
-		return invalid("missing required input \"scale\"")
-	}
-	zp, zshape, err := p.affineParam("zero_point", shape, axis, hasAxis)
+	zp, zshape, err := p.affineParam("zero_point", shape, false)
 	if err != nil {
 		return err
 	}
 	if zp != nil && zp.typ.DType != to {
 		return invalid("zero_point is %v but output_dtype is %s", zp.typ, ods)
 	}
-	xv, err := p.data(x)
+	operands, err := p.affineOperands(x, sc, sshape, zp, zshape)
 	if err != nil {
 		return err
-	}
-	sv, err := p.paramView(sc, sshape)
-	if err != nil {
-		return err
-	}
-	operands := []view{xv, sv}
-	if zp != nil {
-		zv, err := p.paramView(zp, zshape)
-		if err != nil {
-			return err
-		}
-		operands = append(operands, zv)
 	}
 	lo, hi := intRange(to)
 	out, err := p.rowsOp(shape, operands, func(d []float32, in [][]float32) {
@@ -152,42 +156,23 @@ func planDequantize(p *planner) error {
 		return invalid("input must be int8 or uint8, found %v", x.typ)
 	}
 	shape := x.typ.Shape
-	axis, hasAxis, err := p.quantAxis(len(shape))
+	sc, sshape, err := p.affineParam("scale", shape, true)
 	if err != nil {
 		return err
-	}
-	sc, sshape, err := p.affineParam("scale", shape, axis, hasAxis)
-	if err != nil {
-		return err
-	}
-	if sc == nil {
-		return invalid("missing required input \"scale\"")
 	}
 	if !isFloat16or32(sc.typ.DType) {
 		return invalid("scale must be fp16 or fp32, found %v", sc.typ)
 	}
-	zp, zshape, err := p.affineParam("zero_point", shape, axis, hasAxis)
+	zp, zshape, err := p.affineParam("zero_point", shape, false)
 	if err != nil {
 		return err
 	}
 	if zp != nil && zp.typ.DType != x.typ.DType {
 		return invalid("zero_point is %v but input is %v", zp.typ, x.typ)
 	}
-	xv, err := p.data(x)
+	operands, err := p.affineOperands(x, sc, sshape, zp, zshape)
 	if err != nil {
 		return err
-	}
-	sv, err := p.paramView(sc, sshape)
-	if err != nil {
-		return err
-	}
-	operands := []view{xv, sv}
-	if zp != nil {
-		zv, err := p.paramView(zp, zshape)
-		if err != nil {
-			return err
-		}
-		operands = append(operands, zv)
 	}
 	dt := sc.typ.DType
 	out, err := p.rowsOp(shape, operands, func(d []float32, in [][]float32) {

@@ -87,8 +87,7 @@ func (p *planner) planReduce(kind redKind) error {
 	n := l.inner
 	as, xs := l.istr[0], l.istr[1]
 	init := float32(0)
-	switch kind {
-	case redMax:
+	if kind == redMax {
 		init = float32(math.Inf(-1))
 	}
 	scale := float32(1)

@@ -305,11 +305,7 @@ func planSliceByIndex(p *planner) error {
 	if err != nil {
 		return err
 	}
-	ones := make([]int, r)
-	for i := range ones {
-		ones[i] = 1
-	}
-	stride, err := p.paramInts("stride", ones)
+	stride, err := p.paramInts("stride", filled(r, 1))
 	if err != nil {
 		return err
 	}
@@ -346,40 +342,15 @@ func planSliceByIndex(p *planner) error {
 			start[i], count[i] = b, 1
 			continue
 		}
-		var b, e int
-		if s > 0 {
-			b, e = 0, n
-			if !bm[i] {
-				b = clampIdx(begin[i], n, 0, n)
-			}
-			if !em[i] {
-				e = clampIdx(end[i], n, 0, n)
-			}
-			count[i] = max(0, (e-b+s-1)/s)
-		} else {
-			b, e = n-1, -1
-			if !bm[i] {
-				b = clampIdx(begin[i], n, -1, n-1)
-			}
-			if !em[i] {
-				e = clampIdx(end[i], n, -1, n-1)
-			}
-			count[i] = max(0, (b-e+(-s)-1)/(-s))
-		}
-		if count[i] == 0 {
+		// Python's slice rules, as the checker applies them; the stride is
+		// not 0 and the axis not squeezed, so SliceRange cannot fail.
+		b, c, _ := mil.SliceRange(n, begin[i], end[i], s, bm[i], em[i], false)
+		if c == 0 {
 			b = 0
 		}
-		start[i] = b
+		start[i], count[i] = b, c
 	}
 	return p.sliced(x, start, count, stride, sm)
-}
-
-// clampIdx normalises a negative index and clamps it to [lo, hi].
-func clampIdx(i, n, lo, hi int) int {
-	if i < 0 {
-		i += n
-	}
-	return min(max(i, lo), hi)
 }
 
 func planConcat(p *planner) error {

@@ -57,7 +57,6 @@ type tval struct {
 }
 
 type step struct {
-	op    *mil.Operation
 	run   func()
 	flops float64
 }
@@ -144,7 +143,7 @@ func (p *planner) emit(run func(), flops float64, reads []view, writes ...*buffe
 			w.first = i
 		}
 	}
-	p.steps = append(p.steps, step{op: p.op, run: run, flops: flops})
+	p.steps = append(p.steps, step{run: run, flops: flops})
 }
 
 // allocate assigns storage to every run-time buffer, letting buffers whose
@@ -242,20 +241,23 @@ func (p *planner) arg(name string) (*tval, error) {
 	if a == nil {
 		return nil, nil
 	}
-	if a.Tuple && len(a.Bindings) != 1 || len(a.Bindings) != 1 {
+	if len(a.Bindings) != 1 {
 		return nil, invalid("input %q takes one value, not a tuple", name)
 	}
 	return p.val(a.Bindings[0])
 }
 
-// need returns a required input.
-func (p *planner) need(name string) (*tval, error) {
+// input is arg that refuses an absent input when it is required.
+func (p *planner) input(name string, required bool) (*tval, error) {
 	tv, err := p.arg(name)
-	if err == nil && tv == nil {
+	if err == nil && tv == nil && required {
 		err = invalid("missing required input %q", name)
 	}
 	return tv, err
 }
+
+// need returns a required input.
+func (p *planner) need(name string) (*tval, error) { return p.input(name, true) }
 
 // constant returns the exact elements of a compile-time value.
 func (p *planner) constant(tv *tval, what string) ([]float64, error) {
@@ -466,24 +468,28 @@ func (p *planner) paramInts(name string, def []int) ([]int, error) {
 }
 
 func (p *planner) paramInt(name string, def int, required bool) (int, error) {
-	tv, err := p.arg(name)
-	if err != nil {
-		return 0, err
+	x, ok, err := p.paramScalar(name, required, "an integer", mil.DType.IsInt)
+	if err != nil || !ok {
+		return def, err
 	}
-	if tv == nil {
-		if required {
-			return 0, invalid("missing required input %q", name)
-		}
-		return def, nil
+	return int(x), nil
+}
+
+// paramScalar reads a one-element constant input whose dtype passes is
+// (kind names such dtypes); ok is false when an optional input is absent.
+func (p *planner) paramScalar(name string, required bool, kind string, is func(mil.DType) bool) (x float64, ok bool, err error) {
+	tv, err := p.input(name, required)
+	if err != nil || tv == nil {
+		return 0, false, err
 	}
-	if !tv.typ.DType.IsInt() || tv.typ.Shape.NumElements() != 1 {
-		return 0, invalid("input %q must be an integer scalar, found %v", name, tv.typ)
+	if !is(tv.typ.DType) || tv.typ.Shape.NumElements() != 1 {
+		return 0, false, invalid("input %q must be %s scalar, found %v", name, kind, tv.typ)
 	}
 	c, err := p.constant(tv, "input "+quote(name))
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return int(c[0]), nil
+	return c[0], true, nil
 }
 
 func (p *planner) paramBool(name string, def bool) (bool, error) {
@@ -521,39 +527,20 @@ func (p *planner) paramBools(name string, n int) ([]bool, error) {
 }
 
 func (p *planner) paramFloat(name string, def float64, required bool) (float64, error) {
-	tv, err := p.arg(name)
-	if err != nil {
-		return 0, err
+	x, ok, err := p.paramScalar(name, required, "a numeric", mil.DType.IsNumeric)
+	if err != nil || !ok {
+		return def, err
 	}
-	if tv == nil {
-		if required {
-			return 0, invalid("missing required input %q", name)
-		}
-		return def, nil
-	}
-	if !tv.typ.DType.IsNumeric() || tv.typ.Shape.NumElements() != 1 {
-		return 0, invalid("input %q must be a numeric scalar, found %v", name, tv.typ)
-	}
-	c, err := p.constant(tv, "input "+quote(name))
-	if err != nil {
-		return 0, err
-	}
-	return c[0], nil
+	return x, nil
 }
 
 func (p *planner) paramString(name, def string, required bool) (string, error) {
-	tv, err := p.arg(name)
-	if err != nil {
-		return "", err
+	tv, err := p.input(name, required)
+	if err != nil || tv == nil {
+		return def, err
 	}
-	if tv == nil {
-		if required {
-			return "", invalid("missing required input %q", name)
-		}
-		return def, nil
-	}
-	s, ok := tv.konst.AsString()
-	if tv.konst == nil || !ok {
+	s, ok := tv.konst.AsString() // nil-safe: a computed value is no string
+	if !ok {
 		return "", invalid("input %q must be a constant string, found %v", name, tv.typ)
 	}
 	return s, nil

@@ -32,6 +32,15 @@ func numel(shape []int) int {
 	return n
 }
 
+// filled returns n copies of x.
+func filled(n, x int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = x
+	}
+	return s
+}
+
 // denseStrides returns the row-major strides of shape.
 func denseStrides(shape []int) []int {
 	s := make([]int, len(shape))
