@@ -3,6 +3,7 @@ package blas
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 )
 
@@ -97,6 +98,36 @@ func BenchmarkSdot(b *testing.B) {
 					s += im.k.sdot(x, y)
 				}
 				_ = s
+			})
+		}
+	}
+}
+
+// BenchmarkSgemmConcurrent runs the 256×768×768 product from two goroutines
+// at once, as the dW worker and the emulator's device worker do, and reports
+// the combined rate.
+func BenchmarkSgemmConcurrent(b *testing.B) {
+	const m, n, k = 256, 768, 768
+	r := rand.New(rand.NewPCG(4, 4))
+	a, bb := randSlice(r, m*k), randSlice(r, k*n)
+	for _, im := range Backends() {
+		for _, threads := range threadCases(im) {
+			b.Run(im.ID()+threads.label, func(b *testing.B) {
+				if threads.n != 0 {
+					SetThreads(threads.n)
+					defer SetThreads(0)
+				}
+				cs := [2][]float32{make([]float32, m*n), make([]float32, m*n)}
+				b.ResetTimer()
+				for b.Loop() {
+					var wg sync.WaitGroup
+					for _, c := range cs {
+						wg.Go(func() { im.Sgemm(false, false, m, n, k, 1, a, k, bb, n, 0, c, n) })
+					}
+					wg.Wait()
+				}
+				flops := 2 * 2 * float64(m) * float64(n) * float64(k)
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
 			})
 		}
 	}

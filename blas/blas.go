@@ -17,7 +17,9 @@
 // missing or unusable never stops the program: the package reports it in one
 // line (see SetLogger) and carries on with the next choice. Use switches the
 // backend explicitly; Backends lists every backend that loads here, so tests
-// and benchmarks can compare them.
+// and benchmarks can compare them. The build tag nonativeblas leaves the
+// native backends (and purego, which makes Linux binaries dynamically linked
+// against libc) out.
 //
 // Every backend shares one front end (Impl): arguments are validated there,
 // with a panic naming the bad argument, since they come from the program and
@@ -122,12 +124,13 @@ func Backends() []*Impl {
 	return out
 }
 
-// SetThreads sets how many threads OpenBLAS may use for one call; n <= 0
-// restores the default: GOMAXPROCS, capped by the cores OpenBLAS sees, unless
+// SetThreads sets how many threads OpenBLAS may use for one call, at most
+// the cores it sees; n <= 0 restores the default: GOMAXPROCS, unless
 // OPENBLAS_NUM_THREADS (or GOTO_NUM_THREADS, OMP_NUM_THREADS) is set, in which
-// case the library's own reading of it stands. It applies now if OpenBLAS is
-// loaded and when it loads otherwise. Accelerate manages its threads itself and
-// the pure-Go backend follows GOMAXPROCS, so neither is affected.
+// case the library's own reading of it stands. It applies now, once calls in
+// flight have finished, if OpenBLAS is loaded, and when it loads otherwise.
+// Accelerate manages its threads itself and the pure-Go backend follows
+// GOMAXPROCS, so neither is affected.
 func SetThreads(n int) {
 	threadMu.Lock()
 	defer threadMu.Unlock()
@@ -255,7 +258,8 @@ func choose(want string, lookup func(id string) (*Impl, error)) (*Impl, string) 
 		why := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "blas: "), want+": ")
 		note(fmt.Errorf("%s=%s: %s", EnvVar, want, why))
 	}
-	im, err := (*Impl)(nil), error(nil)
+	var im *Impl
+	var err error
 	for _, id := range []string{Accelerate, OpenBLAS, Go} {
 		if id == want {
 			continue

@@ -380,6 +380,9 @@ func TestConcurrent(t *testing.T) {
 							break
 						}
 					}
+					if im.Name() == "" || Backend() == "" {
+						errs <- fmt.Errorf("goroutine %d: empty backend name", g)
+					}
 					if got := float64(im.Sdot(x, y)); math.Abs(got-wantDot) > 1e-3 {
 						errs <- fmt.Errorf("goroutine %d: Sdot = %g, want %g", g, got, wantDot)
 					}

@@ -30,6 +30,12 @@ func loadOpenBLAS() (kernel, error) {
 	if err != nil {
 		return nil, err
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			purego.Dlclose(lib)
+		}
+	}()
 	kn := &openblasKernel{}
 	if err := kn.register(lib); err != nil {
 		return nil, err
@@ -66,6 +72,7 @@ func loadOpenBLAS() (kernel, error) {
 	threadMu.Lock()
 	kn.setThreads(threadCount())
 	threadMu.Unlock()
+	ok = true
 	return kn, nil
 }
 
