@@ -1,7 +1,8 @@
 // Command anetop trains Llama-style transformers on Apple's Neural Engine, or
 // on anetop's CPU emulator of it, and shows the run live in a terminal.
 //
-// This build has the tools that exist so far: bench, mil check and version.
+// This build has the tools that exist so far: bench, doctor, mil check and
+// version.
 // Training, the console and the other subcommands land with their issues.
 package main
 
