@@ -213,7 +213,11 @@ func opCases() []opCase {
 					Stride: []int{1, 1, 3}, SqueezeMask: []bool{true, false, false}})
 				b := k.SliceByIndex(k.id(), x[0], []int{-1, 1, 0}, []int{0, 2, 5}, mil.SliceOpts{
 					SqueezeMask: []bool{true, true, false}, BeginMask: []bool{false, false, true}})
-				return vars(k.Transpose(k.id(), a, 1, 0), b)
+				// x[0, 2, :]: axis 0 squeezed with its begin masked takes
+				// element 0, whatever begin says.
+				c := k.SliceByIndex(k.id(), x[0], []int{2, 2, 0}, []int{3, 3, 8}, mil.SliceOpts{
+					SqueezeMask: []bool{true, true, false}, BeginMask: []bool{true, false, false}})
+				return vars(k.Transpose(k.id(), a, 1, 0), b, c)
 			}},
 		{name: "shape/slice_by_index_clamps", ins: []operand{uniform(-1, 1, 5, 6)},
 			build: func(k *kb, x []*mil.Var) []*mil.Var {

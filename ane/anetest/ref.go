@@ -1286,7 +1286,13 @@ func (c *opCtx) sliceByIndex() ([]*tensor, error) {
 	var shape []int
 	for a, d := range x.shape {
 		if sm[a] {
+			// begin_mask means "ignore begin": the axis starts at 0, so a
+			// squeezed axis with its begin masked takes element 0
+			// (mil-spec §4.9; coremltools does the same).
 			b := begin[a]
+			if bm[a] {
+				b = 0
+			}
 			if b < 0 {
 				b += d
 			}

@@ -331,20 +331,12 @@ func planSliceByIndex(p *planner) error {
 		if s == 0 {
 			return invalid("stride %v has a zero", stride)
 		}
-		if sm[i] {
-			b := begin[i]
-			if b < 0 {
-				b += n
-			}
-			if b < 0 || b >= n {
-				return invalid("squeezed index %d is outside axis %d of size %d", begin[i], i, n)
-			}
-			start[i], count[i] = b, 1
-			continue
+		// Python's slice rules, as the checker applies them (a squeezed axis
+		// with begin_mask set takes element 0, as coremltools does).
+		b, c, err := mil.SliceRange(n, begin[i], end[i], s, bm[i], em[i], sm[i])
+		if err != nil {
+			return invalid("axis %d: %v", i, err)
 		}
-		// Python's slice rules, as the checker applies them; the stride is
-		// not 0 and the axis not squeezed, so SliceRange cannot fail.
-		b, c, _ := mil.SliceRange(n, begin[i], end[i], s, bm[i], em[i], false)
 		if c == 0 {
 			b = 0
 		}
