@@ -1,6 +1,7 @@
-// Package checkpoint saves and loads model weights: llama2.c's model.bin for
-// interchange with llama2.c, PyTorch and the published TinyStories models.
 package checkpoint
+
+// This file reads and writes llama2.c's model.bin, for interchange with
+// llama2.c, PyTorch and the published TinyStories models.
 
 import (
 	"encoding/binary"
