@@ -1,8 +1,8 @@
 // Command anetop trains Llama-style transformers on Apple's Neural Engine, or
 // on anetop's CPU emulator of it, and shows the run live in a terminal.
 //
-// This build has the tools that exist so far: bench, doctor, mil check and
-// version.
+// This build has the tools that exist so far: bench, data get, doctor,
+// mil check and version.
 // Training, the console and the other subcommands land with their issues.
 package main
 
@@ -39,6 +39,7 @@ Usage:
 
 Commands available in this build:
   bench           measure the CPU paths anetop uses (sgemm, fp16 conversion)
+  data get tinystories  download the TinyStories text and llama2.c tokenizer
   doctor          check the Neural Engine (or, without one, the emulator) end to end
   mil check FILE  parse and type-check MIL kernel files with the emulator's compiler
   version         print the version and build information
@@ -96,6 +97,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return milCmd(rest, stdout, stderr)
 	case "doctor":
 		return doctorCmd(rest, stdout, stderr)
+	case "data":
+		return dataCmd(rest, stdout, stderr)
 	default:
 		return usageError{msg: fmt.Sprintf("unknown command %q", cmd)}
 	}
