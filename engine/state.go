@@ -1,0 +1,56 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+)
+
+// State is the optimizer state a checkpoint needs besides the weights.
+type State struct {
+	Step      int       // steps taken (the LR schedule's position)
+	Updates   int       // AdamW updates applied (its bias-correction t)
+	LossScale float64   // dynamic loss scale
+	Clean     int       // clean updates since the scale last changed
+	M, V      []float32 // Adam moments, in the parameters' flat order
+}
+
+// State returns a copy of the optimizer state.
+func (e *Engine) State() State {
+	return State{Step: e.stepN, Updates: e.adam, LossScale: e.lossScale, Clean: e.clean,
+		M: slices.Clone(e.m), V: slices.Clone(e.v)}
+}
+
+// Restore loads weights and optimizer state (from a checkpoint) and restages
+// every surface. Nil moments mean zeros.
+func (e *Engine) Restore(weights []float32, st State) error {
+	n := len(e.params.Data)
+	if len(weights) != n || (st.M != nil && len(st.M) != n) || (st.V != nil && len(st.V) != n) {
+		return fmt.Errorf("engine: restore needs %d weights and moments", n)
+	}
+	if !(st.LossScale >= 1) || st.LossScale > MaxLossScale {
+		return fmt.Errorf("engine: restored loss scale %v outside [1, %d]", st.LossScale, MaxLossScale)
+	}
+	copy(e.params.Data, weights)
+	clear(e.m)
+	clear(e.v)
+	copy(e.m, st.M)
+	copy(e.v, st.V)
+	clear(e.grad)
+	e.stepN, e.adam, e.lossScale, e.clean = st.Step, st.Updates, st.LossScale, st.Clean
+	return e.restage()
+}
+
+// Reset restarts training from the initial weights of Config (Params, or
+// Init(Seed)) with fresh optimizer state.
+func (e *Engine) Reset() error {
+	if e.cfg.Params != nil {
+		copy(e.params.Data, e.cfg.Params.Data)
+	} else {
+		e.params.Init(e.cfg.Seed)
+	}
+	clear(e.m)
+	clear(e.v)
+	clear(e.grad)
+	e.stepN, e.adam, e.lossScale, e.clean = 0, 0, e.cfg.LossScale, 0
+	return e.restage()
+}
