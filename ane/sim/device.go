@@ -203,15 +203,31 @@ func (d *Device) Close() error {
 
 var errClosed = errors.New("device is closed")
 
+// replies is a free list of reply channels, so an evaluation makes none. A
+// channel is returned to it empty: the worker sends exactly one reply to a job
+// it took, and a job it never took gets none. (A channel per kernel would not
+// do: a kernel may be evaluated from several goroutines at once.)
+var replies = make(chan chan error, 64)
+
 // submit runs a job on the worker and waits for it.
 func (d *Device) submit(j job) error {
-	j.reply = make(chan error, 1)
+	select {
+	case j.reply = <-replies:
+	default:
+		j.reply = make(chan error, 1)
+	}
+	var err error
 	select {
 	case d.jobs <- j:
-		return <-j.reply
+		err = <-j.reply
 	case <-d.quit:
-		return errClosed
+		err = errClosed
 	}
+	select {
+	case replies <- j.reply:
+	default:
+	}
+	return err
 }
 
 // ---- kernels ----

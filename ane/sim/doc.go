@@ -103,7 +103,10 @@
 // worker spends on the kernel, conversions included, not time queued behind
 // other kernels. The emulator's PeakFLOPS is this CPU's sgemm peak, measured
 // once per process on first use. Large elementwise ops and softmax are split
-// across GOMAXPROCS goroutines; matmul and conv use the BLAS's own threads.
+// across GOMAXPROCS goroutines (the caller and a persistent pool of helpers);
+// matmul and conv use the BLAS's own threads. A steady-state evaluation
+// allocates nothing in the emulator (scratch and reply channels are reused);
+// only the BLAS may.
 //
 // The hardware rules are applied before mil's type checker, so an op the
 // device cannot run is reported as unsupported (ane.ErrUnsupported) rather

@@ -159,35 +159,85 @@ func (p *planner) rowsOp(shape []int, operands []view, f func(d []float32, in []
 	// cache. Large tensors are split across goroutines by chunks.
 	cpr := (n + rowChunk - 1) / rowChunk // chunks per row
 	units := l.rows * cpr
+	ws := p.rowScratch(len(operands), min(n, rowChunk))
+	body := func(part, lo, hi int) {
+		w := ws.get(part)
+		offs, rows := w.offs[:len(base)], w.rows[:len(operands)]
+		d := ob.data
+		for u := lo; u < hi; u++ {
+			row, c0 := u/cpr, (u%cpr)*rowChunk
+			l.rowOffsets(row, base, offs)
+			m := min(rowChunk, n-c0)
+			for k, v := range operands {
+				st := l.istr[k+1]
+				rows[k] = contiguous(v.buf.data, offs[k+1]+c0*st, st, m, w.scratch[k])
+			}
+			dr := d[offs[0]+c0 : offs[0]+c0+m]
+			f(dr, rows)
+			if round != nil {
+				round(dr)
+			}
+		}
+	}
 	run := func() {
-		par(units, parChunks, func(lo, hi int) {
-			offs := make([]int, len(base))
-			rows := make([][]float32, len(operands))
-			scratch := make([][]float32, len(operands))
-			for k := range operands {
-				if l.istr[k+1] != 1 {
-					scratch[k] = make([]float32, min(n, rowChunk))
-				}
-			}
-			d := ob.data
-			for u := lo; u < hi; u++ {
-				row, c0 := u/cpr, (u%cpr)*rowChunk
-				l.rowOffsets(row, base, offs)
-				m := min(rowChunk, n-c0)
-				for k, v := range operands {
-					st := l.istr[k+1]
-					rows[k] = contiguous(v.buf.data, offs[k+1]+c0*st, st, m, scratch[k])
-				}
-				dr := d[offs[0]+c0 : offs[0]+c0+m]
-				f(dr, rows)
-				if round != nil {
-					round(dr)
-				}
-			}
-		})
+		ws.grow(parParts(units, parChunks))
+		par(units, parChunks, body)
 	}
 	p.emit(run, flops*float64(numel(shape)), operands, ob)
 	return out, nil
+}
+
+// rowScratch is the scratch of a kernel's row-wise steps, one set per part
+// of a parallel pass. The steps of a kernel run one at a time, on its
+// device's worker, so they share it; it is made on the first evaluation and
+// reused.
+type rowScratch struct {
+	ops, width int // the most operands and the longest chunk of any step
+	parts      []rowParts
+}
+
+// rowParts is one part's scratch: row offsets, the operands' rows, and rows
+// to gather strided or broadcast operands into.
+type rowParts struct {
+	offs    []int
+	rows    [][]float32
+	scratch [][]float32
+}
+
+// rowScratch returns the kernel's row scratch, made large enough for a step
+// of ops operands and chunks of width elements.
+func (p *planner) rowScratch(ops, width int) *rowScratch {
+	if p.rows == nil {
+		p.rows = &rowScratch{}
+	}
+	p.rows.ops = max(p.rows.ops, ops)
+	p.rows.width = max(p.rows.width, width)
+	return p.rows
+}
+
+func (s *rowScratch) newParts() rowParts {
+	w := rowParts{offs: make([]int, s.ops+1), rows: make([][]float32, s.ops), scratch: make([][]float32, s.ops)}
+	for k := range w.scratch {
+		w.scratch[k] = make([]float32, s.width)
+	}
+	return w
+}
+
+// grow makes scratch for parts parts; called before the pass starts.
+func (s *rowScratch) grow(parts int) {
+	for len(s.parts) < parts {
+		s.parts = append(s.parts, s.newParts())
+	}
+}
+
+// get returns part's scratch. A part beyond those grown (GOMAXPROCS raised
+// between grow and the pass) gets fresh scratch of its own.
+func (s *rowScratch) get(part int) *rowParts {
+	if part < len(s.parts) {
+		return &s.parts[part]
+	}
+	w := s.newParts()
+	return &w
 }
 
 // contiguous returns the m elements of s from j on, st apart, as one

@@ -161,7 +161,7 @@ func (p *planner) planReduce(kind redKind) error {
 // softmaxRows computes softmax over each of rows×n contiguous rows of src
 // into dst, in float32, then rounds to fp16.
 func softmaxRows(dst, src []float32, rows, n int) {
-	par(rows, max(1, softmaxGrain/max(n, 1)), func(lo, hi int) { softmaxRange(dst, src, lo, hi, n) })
+	parRun(rows, max(1, softmaxGrain/max(n, 1)), parSoftmax, nil, dst, src, n)
 }
 
 // softmaxGrain is the least number of elements worth a goroutine: softmax is

@@ -73,9 +73,10 @@ type planner struct {
 	outs  map[*mil.Var]bool
 	steps []step
 	bufs  []*buffer
-	konst int    // elements of constant storage
-	arena int    // total elements allocated, set by allocate
-	bind  func() // allocates the arena and binds the buffers, set by allocate
+	konst int         // elements of constant storage
+	arena int         // total elements allocated, set by allocate
+	bind  func()      // allocates the arena and binds the buffers, set by allocate
+	rows  *rowScratch // shared by the kernel's row-wise steps
 	op    *mil.Operation
 }
 

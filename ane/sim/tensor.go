@@ -197,6 +197,7 @@ type loop struct {
 	istr    []int   // per operand, stride along the row
 	rows    int
 	scratch []int // counters, reused (loops run on the device worker only)
+	offs    []int // each's running offsets, reused likewise
 }
 
 func newLoop(shape []int, ops ...[]int) *loop {
@@ -210,6 +211,7 @@ func newLoop(shape []int, ops ...[]int) *loop {
 		l.istr[k] = cst[k][r]
 	}
 	l.scratch = make([]int, r)
+	l.offs = make([]int, len(ops))
 	return l
 }
 
@@ -233,13 +235,18 @@ func newPointLoop(shape []int, ops ...[]int) *loop {
 	cs, cst := collapse(shape, ops...)
 	l := &loop{outer: cs, inner: 1, rows: numel(cs), ostr: cst, istr: make([]int, len(ops))}
 	l.scratch = make([]int, len(cs))
+	l.offs = make([]int, len(ops))
 	return l
 }
 
 // each calls fn once per row with the offset of the row's first element for
 // every operand (relative to base offsets).
 func (l *loop) each(base []int, fn func(offs []int)) {
-	offs := slices.Clone(base)
+	offs := l.offs
+	if len(offs) != len(base) {
+		offs = make([]int, len(base))
+	}
+	copy(offs, base)
 	idx := l.scratch
 	clear(idx)
 	for range l.rows {
