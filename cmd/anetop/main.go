@@ -1,9 +1,9 @@
 // Command anetop trains Llama-style transformers on Apple's Neural Engine, or
 // on anetop's CPU emulator of it, and shows the run live in a terminal.
 //
-// This build has the tools that exist so far: bench, data get, doctor,
-// mil check and version.
-// Training, the console and the other subcommands land with their issues.
+// Plain "anetop [flags]" trains (train.go); the subcommands are bench, data
+// get, doctor, mil check and version. The console and the other subcommands
+// land with their issues.
 package main
 
 import (
@@ -14,6 +14,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strings"
 )
 
 // Exit codes.
@@ -35,6 +37,7 @@ const usage = `anetop trains Llama-style transformers on Apple's Neural Engine (
 CPU emulator) and shows the run live in a terminal.
 
 Usage:
+  anetop [flags]             train (anetop --help lists the training flags)
   anetop <command> [flags]
 
 Commands available in this build:
@@ -44,9 +47,10 @@ Commands available in this build:
   mil check FILE  parse and type-check MIL kernel files with the emulator's compiler
   version         print the version and build information
 
-Training (plain "anetop") is not in this build yet.
-
 Examples:
+  anetop                           train the tiny model on the built-in stories
+  anetop --no-tui --json --steps 200
+  anetop --resume                  continue the newest checkpoint in runs/tiny
   anetop bench
   anetop mil check kernel.mil
 `
@@ -63,11 +67,17 @@ func (e usageError) Error() string { return e.msg }
 func run(args []string, stdout, stderr io.Writer) int {
 	err := dispatch(args, stdout, stderr)
 	var ue usageError
+	var es exitStatus
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
+	case errors.As(err, &es):
+		if es.msg != "" {
+			fmt.Fprintf(stderr, "anetop: %s\n", es.msg)
+		}
+		return es.code
 	case errors.As(err, &ue):
 		if !ue.reported {
 			fmt.Fprintf(stderr, "anetop: %v\nRun 'anetop help' for usage.\n", err)
@@ -80,14 +90,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func dispatch(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return usageError{msg: "training is not in this build yet; choose a command"}
+	// No command, or flags first: train.
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !slices.Contains(helpWords, args[0]) && args[0] != "--version" {
+		return trainCmd(args, stdout, stderr)
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
-	case "help", "-h", "-help", "--help":
+	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "-h", "-help", "--help":
+		// Plain anetop is training, so --help is the training flags (with a
+		// pointer to the commands).
+		_, err := parseTrainFlags([]string{"-h"}, stdout)
+		return err
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return nil
@@ -103,6 +118,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return usageError{msg: fmt.Sprintf("unknown command %q", cmd)}
 	}
 }
+
+var helpWords = []string{"-h", "-help", "--help"}
 
 func versionString() string {
 	v := version

@@ -20,7 +20,7 @@ func TestExitCodes(t *testing.T) {
 		code int
 		want string // expected in stdout+stderr
 	}{
-		{nil, exitUsage, "training is not in this build yet"},
+		{[]string{"--steps", "0"}, exitUsage, "--steps is 0"},
 		{[]string{"help"}, exitOK, "Commands available"},
 		{[]string{"version"}, exitOK, "anetop "},
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},

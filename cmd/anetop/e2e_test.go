@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anetop/anetop/checkpoint"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string
+)
+
+// anetopBinary builds the command once per test process.
+func anetopBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: builds and runs the binary")
+	}
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "anetop-e2e-")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "anetop")
+		if runtime.GOOS == "windows" {
+			binPath += ".exe"
+		}
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = errors.New(err.Error() + ": " + string(out))
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("go build: %v", binErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// e2eModel is a small shape so that the emulator trains 30 steps in a
+// second or two; warm-up and lr are set so the loss visibly falls.
+var e2eModel = []string{"--no-tui", "--json", "--dim", "64", "--layers", "2", "--seq", "64",
+	"--hidden", "192", "--warmup", "5", "--lr", "3e-3", "--device", "sim", "--sample-every", "0", "--log-every", "0"}
+
+type event struct {
+	Schema int     `json:"schema"`
+	Type   string  `json:"type"`
+	Step   int     `json:"step"`
+	Loss   float64 `json:"loss"`
+	Path   string  `json:"path"`
+	OK     bool    `json:"ok"`
+}
+
+func parseEvents(t *testing.T, r io.Reader) []event {
+	t.Helper()
+	var evs []event
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("stdout line is not a JSON event: %q: %v", sc.Text(), err)
+		}
+		if e.Schema != 1 {
+			t.Fatalf("event without schema 1: %q", sc.Text())
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+func runE2E(t *testing.T, args ...string) (code int, evs []event, stderr string) {
+	t.Helper()
+	cmd := exec.Command(anetopBinary(t), args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatal(err)
+	}
+	return code, parseEvents(t, &out), errb.String()
+}
+
+func steps(evs []event) []event {
+	var s []event
+	for _, e := range evs {
+		if e.Type == "step" {
+			s = append(s, e)
+		}
+	}
+	return s
+}
+
+// TestE2ETrainResume is issue #8's headless test: 30 steps with
+// checkpoints, the loss falls, then --resume continues from step 30.
+func TestE2ETrainResume(t *testing.T) {
+	dir := t.TempDir()
+	code, evs, stderr := runE2E(t, append(e2eModel, "--steps", "30", "--ckpt-every", "10", "--run-dir", dir)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	st := steps(evs)
+	if len(st) < 30 {
+		t.Fatalf("%d step events, want ≥ 30; stderr:\n%s", len(st), stderr)
+	}
+	for i, e := range st {
+		if e.Step != i+1 {
+			t.Fatalf("step event %d has step %d", i, e.Step)
+		}
+	}
+	first := st[0].Loss
+	var last5 float64
+	for _, e := range st[len(st)-5:] {
+		last5 += e.Loss / 5
+	}
+	if !(last5 < st[0].Loss) {
+		t.Errorf("loss did not fall: first %.4f, mean of last 5 %.4f", st[0].Loss, last5)
+	}
+	var ckSteps []int
+	for _, e := range evs {
+		if e.Type == "checkpoint" {
+			if !e.OK {
+				t.Errorf("checkpoint event failed: %+v", e)
+			}
+			ckSteps = append(ckSteps, e.Step)
+		}
+	}
+	if len(ckSteps) != 3 || ckSteps[2] != 30 {
+		t.Errorf("checkpoints at steps %v, want 10, 20, 30", ckSteps)
+	}
+	ck, skipped, err := checkpoint.Latest(dir)
+	if err != nil || len(skipped) > 0 || ck.Step != 30 {
+		t.Fatalf("latest checkpoint: %v, skipped %v, err %v", ck, skipped, err)
+	}
+
+	code, evs, stderr = runE2E(t, append(e2eModel, "--resume", "--steps", "40", "--ckpt-every", "10", "--run-dir", dir)...)
+	if code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, stderr)
+	}
+	st = steps(evs)
+	if len(st) != 10 || st[0].Step != 31 || st[9].Step != 40 {
+		t.Fatalf("resume: %d step events from %v; want 10 from step 31", len(st), st)
+	}
+	if !strings.Contains(stderr, "resuming from "+filepath.Join(dir, checkpoint.StepName(30))) {
+		t.Errorf("resume does not say what it resumed from:\n%s", stderr)
+	}
+	// The resumed run continues the trained model, not a fresh one.
+	if !(st[0].Loss < first) {
+		t.Errorf("resumed loss %.4f is not below the untrained loss %.4f", st[0].Loss, first)
+	}
+	if ck, _, err := checkpoint.Latest(dir); err != nil || ck.Step != 40 {
+		t.Errorf("after resume, latest checkpoint %v, %v; want step 40", ck, err)
+	}
+}
+
+// TestE2EInterrupt sends SIGINT after a few steps: the run checkpoints the
+// last finished step and exits 130.
+func TestE2EInterrupt(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGINT on Windows")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(anetopBinary(t), append(e2eModel, "--steps", "100000", "--ckpt-every", "0", "--run-dir", dir)...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(nil, 1<<20)
+	seen, sent := 0, false
+	var lastCk event
+	deadline := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+	defer deadline.Stop()
+	for sc.Scan() {
+		var e event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("bad event %q", sc.Text())
+		}
+		if e.Type == "step" {
+			seen++
+		}
+		if e.Type == "checkpoint" {
+			lastCk = e
+		}
+		if seen == 3 && !sent {
+			sent = true
+			if err := cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("after SIGINT: %v, want exit %d; stderr:\n%s", err, exitInterrupted, errb.String())
+	}
+	if !lastCk.OK || lastCk.Step < 3 {
+		t.Fatalf("no checkpoint event after SIGINT (last %+v); stderr:\n%s", lastCk, errb.String())
+	}
+	ck, _, err := checkpoint.Latest(dir)
+	if err != nil || ck.Step != lastCk.Step {
+		t.Fatalf("latest checkpoint %v, %v; want step %d", ck, err, lastCk.Step)
+	}
+	if !strings.Contains(errb.String(), "anetop --resume") {
+		t.Errorf("interrupt message does not say how to resume:\n%s", errb.String())
+	}
+}
+
+// TestE2EExactResume is issue #7's exact-resume criterion through the
+// command: 20 steps straight, and 10 steps + --resume + 10 steps, give
+// bit-identical weights and Adam moments on the emulator.
+func TestE2EExactResume(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	args := append(e2eModel, "--steps", "20", "--ckpt-every", "10")
+	if code, _, stderr := runE2E(t, append(args, "--run-dir", a)...); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	src, err := os.ReadFile(filepath.Join(a, checkpoint.StepName(10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(b, checkpoint.StepName(10)), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runE2E(t, append(args, "--run-dir", b, "--resume")...); code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, stderr)
+	}
+	fa, err := checkpoint.Load(filepath.Join(a, checkpoint.StepName(20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := checkpoint.Load(filepath.Join(b, checkpoint.StepName(20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fa.Tensors) != len(fb.Tensors) {
+		t.Fatalf("%d vs %d tensors", len(fa.Tensors), len(fb.Tensors))
+	}
+	for _, ta := range fa.Tensors {
+		tb := fb.Tensor(ta.Name)
+		if tb == nil {
+			t.Fatalf("resumed checkpoint lacks %s", ta.Name)
+		}
+		for i := range ta.Data {
+			if math.Float32bits(ta.Data[i]) != math.Float32bits(tb.Data[i]) {
+				t.Fatalf("%s[%d]: %v straight, %v resumed", ta.Name, i, ta.Data[i], tb.Data[i])
+			}
+		}
+	}
+	for _, k := range []string{metaDataCursor, metaTokens, metaUpdates, metaLossScale, metaLRStep} {
+		if fa.Metadata[k] != fb.Metadata[k] {
+			t.Errorf("metadata %s: %q straight, %q resumed", k, fa.Metadata[k], fb.Metadata[k])
+		}
+	}
+}

@@ -1,0 +1,1056 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/anetop/anetop/ane"
+	"github.com/anetop/anetop/blas"
+	"github.com/anetop/anetop/checkpoint"
+	"github.com/anetop/anetop/data"
+	"github.com/anetop/anetop/engine"
+	"github.com/anetop/anetop/model"
+	"github.com/anetop/anetop/tui"
+)
+
+// Exit codes of an interrupted run, after its checkpoint is written: the
+// shell's 128+signal convention, so scripts can tell an interruption from a
+// failure.
+const (
+	exitInterrupted = 130 // SIGINT
+	exitTerminated  = 143 // SIGTERM
+)
+
+// exitStatus is an error that carries its own exit code; run prints msg (if
+// any) and exits with code.
+type exitStatus struct {
+	code int
+	msg  string
+}
+
+func (e exitStatus) Error() string { return e.msg }
+
+const trainUsage = `Usage: anetop [flags]        train (the console when stdout is a terminal)
+
+Examples:
+  anetop                                   tiny model, built-in stories, best device
+  anetop --no-tui --json --steps 200       headless, one JSON event per line on stdout
+  anetop --resume                          continue the newest valid checkpoint in runs/tiny
+  anetop --model stories15m --data tinystories --device sim
+  anetop --init stories15M.bin --data tinystories --lr 1e-4
+
+Flags:
+`
+
+// trainOpts are the training command's flags.
+type trainOpts struct {
+	model                                         string
+	dim, layers, heads, kvHeads, hidden, seq, voc int
+	data, tokenizer, device                       string
+	steps, warmup, accum                          int
+	lr, clip                                      float64
+	seed                                          uint64
+	runDir                                        string
+	resume                                        resumeFlag
+	init                                          string
+	ckptEvery, sampleEvery, sampleLen, logEvery   int
+	keep                                          int
+	json, noTUI                                   bool
+	budget                                        int
+
+	set map[string]bool // flags given explicitly
+}
+
+// resumeFlag is --resume with an optional path: as a boolean flag it may be
+// given bare, and parseTrainFlags takes a following non-flag argument as its
+// path (the flag package alone cannot express an optional value).
+type resumeFlag struct {
+	on   bool
+	path string
+}
+
+func (r *resumeFlag) String() string {
+	if r == nil || !r.on {
+		return ""
+	}
+	return r.path
+}
+
+func (r *resumeFlag) Set(s string) error {
+	r.on = true
+	switch s {
+	case "true":
+		r.path = ""
+	case "false":
+		r.on, r.path = false, ""
+	default:
+		r.path = s
+	}
+	return nil
+}
+
+func (r *resumeFlag) IsBoolFlag() bool { return true }
+
+// modelFlags are the flags that shape the model; on --resume and --init the
+// shape comes from the file and these may only repeat it.
+var modelFlags = []string{"model", "dim", "layers", "heads", "kv-heads", "hidden", "vocab"}
+
+func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
+	o := &trainOpts{}
+	fs := flag.NewFlagSet("anetop", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, trainUsage)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\nOther commands: anetop help\n")
+	}
+	fs.StringVar(&o.model, "model", model.DefaultPreset, "model preset: "+strings.Join(model.PresetNames(), ", "))
+	fs.IntVar(&o.dim, "dim", 0, "override the preset's model width")
+	fs.IntVar(&o.layers, "layers", 0, "override the preset's layer count")
+	fs.IntVar(&o.heads, "heads", 0, "override the preset's query heads")
+	fs.IntVar(&o.kvHeads, "kv-heads", 0, "override the preset's key/value heads")
+	fs.IntVar(&o.hidden, "hidden", 0, "override the preset's FFN width")
+	fs.IntVar(&o.seq, "seq", 0, "override the preset's sequence length (a multiple of 32)")
+	fs.IntVar(&o.voc, "vocab", 0, "override the preset's vocabulary size")
+	fs.StringVar(&o.data, "data", "builtin", "training data: builtin, tinystories, a .bin file or directory of shards, or a text file")
+	fs.StringVar(&o.tokenizer, "tokenizer", "", "llama2.c tokenizer.bin for the data")
+	fs.StringVar(&o.device, "device", "auto", "device: auto, ane or sim (the CPU emulator)")
+	fs.IntVar(&o.steps, "steps", 1000, "optimizer steps in the run (the LR schedule's length)")
+	fs.Float64Var(&o.lr, "lr", 5e-4, "peak learning rate")
+	fs.IntVar(&o.warmup, "warmup", 100, "linear warm-up steps")
+	fs.IntVar(&o.accum, "accum", 1, "windows of --seq tokens per step")
+	fs.Float64Var(&o.clip, "clip", 1, "gradient-norm clip (0 disables)")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initial weights and the data order")
+	fs.StringVar(&o.runDir, "run-dir", "", "checkpoint directory (default runs/<model>)")
+	fs.Var(&o.resume, "resume", "continue from `PATH` (a checkpoint or run directory; bare: the newest valid one in --run-dir)")
+	fs.StringVar(&o.init, "init", "", "start from llama2.c model.bin weights at `PATH`")
+	fs.IntVar(&o.ckptEvery, "ckpt-every", 200, "checkpoint every N steps (0: only at the end and on interrupt)")
+	fs.IntVar(&o.keep, "keep", checkpoint.DefaultKeep, "checkpoints to keep in the run directory (plus the best)")
+	fs.IntVar(&o.sampleEvery, "sample-every", 100, "generate a sample every N steps (0: never)")
+	fs.IntVar(&o.sampleLen, "sample-len", 64, "tokens per sample")
+	fs.IntVar(&o.logEvery, "log-every", 10, "print a progress line on stderr every N steps (0: never)")
+	fs.BoolVar(&o.json, "json", false, "write one JSON event per line on stdout, see docs/events.md (implies --no-tui)")
+	fs.BoolVar(&o.noTUI, "no-tui", false, "run headless even when stdout is a terminal")
+	fs.IntVar(&o.budget, "budget", 0, "kernel compile budget of the process (0: the device's default)")
+
+	rest := args
+	for {
+		if err := parseFlags(fs, rest); err != nil {
+			return nil, err
+		}
+		rest = fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		// A bare --resume followed by a path: flag stopped at the path, so
+		// take it and parse what follows.
+		if o.resume.on && o.resume.path == "" && !strings.HasPrefix(rest[0], "-") {
+			o.resume.path = rest[0]
+			rest = rest[1:]
+			if len(rest) == 0 {
+				break
+			}
+			continue
+		}
+		return nil, usageError{msg: fmt.Sprintf("unexpected argument %q: training takes flags only (commands go first, e.g. 'anetop doctor')", rest[0])}
+	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// check validates the flags that do not need the model or the data.
+func (o *trainOpts) check() error {
+	bad := func(format string, a ...any) error { return usageError{msg: fmt.Sprintf(format, a...)} }
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"dim", o.dim}, {"layers", o.layers}, {"heads", o.heads}, {"kv-heads", o.kvHeads},
+		{"hidden", o.hidden}, {"seq", o.seq}, {"vocab", o.voc}} {
+		if o.set[f.name] && f.v <= 0 {
+			return bad("--%s is %d; it must be positive (omit it to keep the preset's)", f.name, f.v)
+		}
+	}
+	switch {
+	case o.device != "auto" && o.device != "ane" && o.device != "sim":
+		return bad("--device %q: choose auto, ane or sim", o.device)
+	case o.steps < 1:
+		return bad("--steps is %d; it must be at least 1", o.steps)
+	case !(o.lr > 0) || math.IsInf(o.lr, 0):
+		return bad("--lr is %v; it must be a positive number such as 5e-4", o.lr)
+	case o.warmup < 0:
+		return bad("--warmup is %d; it must be 0 or more", o.warmup)
+	case o.accum < 1:
+		return bad("--accum is %d; it must be at least 1", o.accum)
+	case o.clip < 0 || math.IsNaN(o.clip) || math.IsInf(o.clip, 0):
+		return bad("--clip is %v; it must be a finite number ≥ 0 (0 disables clipping)", o.clip)
+	case o.ckptEvery < 0 || o.sampleEvery < 0 || o.logEvery < 0:
+		return bad("--ckpt-every, --sample-every and --log-every must be 0 or more")
+	case o.sampleLen < 1:
+		return bad("--sample-len is %d; it must be at least 1", o.sampleLen)
+	case o.keep < 1:
+		return bad("--keep is %d; it must be at least 1", o.keep)
+	case o.budget < 0:
+		return bad("--budget is %d; it must be 0 (the default) or more", o.budget)
+	case o.resume.on && o.init != "":
+		return bad("--resume and --init both given: --resume continues a run, --init starts a new one from weights; pick one")
+	}
+	if _, err := model.Preset(o.model); err != nil {
+		return bad("--model: %v", err)
+	}
+	return nil
+}
+
+// modelConfig is the preset with the overrides applied.
+func (o *trainOpts) modelConfig() model.Config {
+	c, _ := model.Preset(o.model) // checked by check
+	o.override(&c)
+	return c
+}
+
+// override applies the explicitly given size flags to c. KVHeads follows
+// --heads unless given, as the presets all use full multi-head attention
+// except where their own KVHeads says otherwise.
+func (o *trainOpts) override(c *model.Config) {
+	if o.set["heads"] && !o.set["kv-heads"] && c.KVHeads == c.Heads {
+		c.KVHeads = o.heads
+	}
+	if o.set["dim"] && !o.set["heads"] {
+		c.HeadDim = 0 // re-derive from the new width
+	}
+	for _, f := range []struct {
+		name string
+		dst  *int
+		v    int
+	}{{"dim", &c.Dim, o.dim}, {"layers", &c.Layers, o.layers}, {"heads", &c.Heads, o.heads},
+		{"kv-heads", &c.KVHeads, o.kvHeads}, {"hidden", &c.Hidden, o.hidden}, {"seq", &c.Seq, o.seq},
+		{"vocab", &c.Vocab, o.voc}} {
+		if o.set[f.name] {
+			*f.dst = f.v
+		}
+	}
+	if o.set["heads"] {
+		c.HeadDim = 0
+	}
+}
+
+// checkFileShape refuses explicit model flags that disagree with the shape
+// stored in a checkpoint or weights file (what, e.g. "checkpoint X").
+func (o *trainOpts) checkFileShape(file model.Config, what string) error {
+	want := o.modelConfig().Resolved()
+	f := file.Resolved()
+	var diff []string
+	for _, d := range []struct {
+		name       string
+		flag, have int
+	}{{"dim", want.Dim, f.Dim}, {"layers", want.Layers, f.Layers}, {"heads", want.Heads, f.Heads},
+		{"kv-heads", want.KVHeads, f.KVHeads}, {"hidden", want.Hidden, f.Hidden}, {"vocab", want.Vocab, f.Vocab}} {
+		if o.set[d.name] && d.flag != d.have {
+			diff = append(diff, fmt.Sprintf("--%s %d but it has %d", d.name, d.flag, d.have))
+		}
+	}
+	if len(diff) > 0 {
+		return usageError{msg: fmt.Sprintf("%s: %s; the model's shape comes from the file, so drop those flags", what, strings.Join(diff, ", "))}
+	}
+	return nil
+}
+
+// Checkpoint metadata keys of the training command (the checkpoint package
+// owns format, step, val_loss and crc32c.*). Values are strings; numbers are
+// in Go's shortest round-trip format, so a resume restores them exactly.
+const (
+	metaVersion    = "anetop_version"
+	metaConfig     = "config"      // model.Config as JSON
+	metaTrain      = "train"       // trainMeta as JSON
+	metaTokens     = "tokens_seen" // tokens trained on so far
+	metaUpdates    = "optimizer_step"
+	metaLossScale  = "loss_scale"
+	metaClean      = "loss_scale_clean" // clean updates since the scale last changed
+	metaLRStep     = "lr_step"          // the LR schedule's position (engine.State.Step)
+	metaData       = "data"             // the data source's name
+	metaDataCursor = "data_cursor"      // data.Sampler.State()
+	metaSeed       = "seed"
+)
+
+// trainMeta is the run's hyper-parameters as stored in a checkpoint, for
+// people and tools reading it (a resume takes them from the flags).
+type trainMeta struct {
+	LR, MinLR float64
+	Warmup    int
+	Steps     int
+	Accum     int
+	Clip      float64
+	Seed      uint64
+	Device    string
+}
+
+// Tensor names inside a checkpoint: Hugging Face Llama names for the weights
+// (checkpoint/doc.go), and PyTorch AdamW's state names as prefixes for the
+// moments.
+const (
+	momentPrefix1 = "exp_avg."
+	momentPrefix2 = "exp_avg_sq."
+)
+
+// snapshot copies the engine's weights and optimizer state into checkpoint
+// tensors and metadata. It is the only part of a save that stalls training.
+func snapshot(e *engine.Engine, sampler *data.Sampler, srcName string, tm trainMeta, tokens int64) ([]checkpoint.Tensor, map[string]string) {
+	p := e.Params()
+	st := e.State() // clones the moments
+	w := slices.Clone(p.Data)
+	ts := make([]checkpoint.Tensor, 0, 3*len(p.Tensors))
+	for _, t := range p.Tensors {
+		name := t.HFName()
+		ts = append(ts,
+			checkpoint.Tensor{Name: name, Shape: t.Shape, Data: w[t.Offset : t.Offset+t.Size]},
+			checkpoint.Tensor{Name: momentPrefix1 + name, Shape: t.Shape, Data: st.M[t.Offset : t.Offset+t.Size]},
+			checkpoint.Tensor{Name: momentPrefix2 + name, Shape: t.Shape, Data: st.V[t.Offset : t.Offset+t.Size]})
+	}
+	cfg, _ := json.Marshal(p.Config)
+	tr, _ := json.Marshal(tm)
+	md := map[string]string{
+		metaVersion:    versionString(),
+		metaConfig:     string(cfg),
+		metaTrain:      string(tr),
+		metaTokens:     strconv.FormatInt(tokens, 10),
+		metaUpdates:    strconv.Itoa(st.Updates),
+		metaLossScale:  strconv.FormatFloat(st.LossScale, 'g', -1, 64),
+		metaClean:      strconv.Itoa(st.Clean),
+		metaLRStep:     strconv.Itoa(st.Step),
+		metaData:       srcName,
+		metaDataCursor: sampler.State(),
+		metaSeed:       strconv.FormatUint(tm.Seed, 10),
+	}
+	return ts, md
+}
+
+// resumePoint is what a checkpoint restores.
+type resumePoint struct {
+	path    string
+	config  model.Config
+	weights []float32
+	state   engine.State
+	tokens  int64
+	data    string
+	cursor  string
+}
+
+// decodeCheckpoint reads a training checkpoint's config, weights, moments and
+// counters, naming the file and the key or tensor at fault.
+func decodeCheckpoint(ck *checkpoint.Checkpoint) (*resumePoint, error) {
+	md := ck.Metadata
+	fail := func(format string, a ...any) error {
+		return fmt.Errorf("checkpoint %s: %s", ck.Path, fmt.Sprintf(format, a...))
+	}
+	var cfg model.Config
+	if err := json.Unmarshal([]byte(md[metaConfig]), &cfg); err != nil {
+		return nil, fail("metadata %q is not a model config (%v): was it written by anetop?", metaConfig, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fail("%v", err)
+	}
+	cfg = cfg.Resolved()
+	rp := &resumePoint{path: ck.Path, config: cfg, data: md[metaData], cursor: md[metaDataCursor]}
+	ints := []struct {
+		key string
+		dst *int
+	}{{metaUpdates, &rp.state.Updates}, {metaClean, &rp.state.Clean}, {metaLRStep, &rp.state.Step}}
+	for _, k := range ints {
+		v, err := strconv.Atoi(md[k.key])
+		if err != nil || v < 0 {
+			return nil, fail("metadata %q is %q, not a count", k.key, md[k.key])
+		}
+		*k.dst = v
+	}
+	if rp.state.Step != ck.Step {
+		return nil, fail("metadata %q is %d but the checkpoint is of step %d", metaLRStep, rp.state.Step, ck.Step)
+	}
+	var err error
+	if rp.tokens, err = strconv.ParseInt(md[metaTokens], 10, 64); err != nil {
+		return nil, fail("metadata %q is %q, not a count", metaTokens, md[metaTokens])
+	}
+	if rp.state.LossScale, err = strconv.ParseFloat(md[metaLossScale], 64); err != nil {
+		return nil, fail("metadata %q is %q, not a number", metaLossScale, md[metaLossScale])
+	}
+	n := cfg.NumParams()
+	rp.weights = make([]float32, n)
+	rp.state.M, rp.state.V = make([]float32, n), make([]float32, n)
+	for _, t := range cfg.Tensors() {
+		for _, part := range []struct {
+			prefix string
+			dst    []float32
+		}{{"", rp.weights}, {momentPrefix1, rp.state.M}, {momentPrefix2, rp.state.V}} {
+			name := part.prefix + t.HFName()
+			ct := ck.Tensor(name)
+			if ct == nil {
+				return nil, fail("tensor %s is missing", name)
+			}
+			if len(ct.Data) != t.Size || !slices.Equal(ct.Shape, t.Shape) {
+				return nil, fail("tensor %s has shape %v, the config says %v", name, ct.Shape, t.Shape)
+			}
+			copy(part.dst[t.Offset:], ct.Data)
+		}
+	}
+	return rp, nil
+}
+
+// findResume resolves --resume: a file, a run directory, or (bare) the newest
+// valid checkpoint of runDir, telling the user which files it passed over.
+func findResume(path, runDir string, warn func(string)) (*checkpoint.Checkpoint, error) {
+	dir := runDir
+	if path != "" {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, usageError{msg: fmt.Sprintf("--resume %s: %v", path, err)}
+		}
+		if !fi.IsDir() {
+			f, err := checkpoint.Load(path)
+			if err != nil {
+				return nil, err
+			}
+			step, err := strconv.Atoi(f.Metadata[checkpoint.MetaStep])
+			if err != nil {
+				return nil, fmt.Errorf("checkpoint %s: no step in its metadata: was it written by anetop?", path)
+			}
+			return &checkpoint.Checkpoint{Path: path, Step: step, File: f}, nil
+		}
+		dir = path
+	}
+	ck, skipped, err := checkpoint.Latest(dir)
+	for _, s := range skipped {
+		warn(s.String())
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, checkpoint.ErrNoCheckpoint) {
+			return nil, usageError{msg: fmt.Sprintf("--resume: %v; start a new run without --resume, or pass --run-dir or --resume PATH", err)}
+		}
+		return nil, err
+	}
+	return ck, nil
+}
+
+// openSource resolves --data and --tokenizer for a model of vocabulary
+// vocab, and checks that the two agree.
+func openSource(o *trainOpts, vocab int) (*data.Source, error) {
+	path := o.data
+	tok := o.tokenizer
+	switch path {
+	case "builtin", "":
+		// The built-in tokenizer is trained to any size, but the default
+		// (data.BuiltinVocab) is the one the tiny preset matches and is
+		// built fastest; other sizes only when asked for with --vocab.
+		v := data.BuiltinVocab
+		if o.set["vocab"] {
+			v = vocab
+		}
+		if tok != "" {
+			return nil, usageError{msg: "--tokenizer was given for the built-in data, which has its own: drop --tokenizer or pass --data"}
+		}
+		src, err := data.Open("builtin", "", v)
+		if err != nil {
+			return nil, err
+		}
+		if src.Vocab != vocab {
+			src.Close()
+			return nil, usageError{msg: fmt.Sprintf("the model's vocabulary is %d tokens but the built-in data's is %d: pass --vocab %d (or --model tiny), or train on other --data such as tinystories", vocab, src.Vocab, src.Vocab)}
+		}
+		return src, nil
+	case "tinystories":
+		dir, err := data.TinyStoriesDir()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(dir); err != nil {
+			return nil, usageError{msg: fmt.Sprintf("--data tinystories: %s is missing: run 'anetop data get tinystories' first", dir)}
+		}
+		if tok == "" {
+			tok = filepath.Join(dir, "tokenizer.bin")
+		}
+		// Pretokenized shards if the user put some there, else the text
+		// (tokenized once and cached beside it).
+		if shards, _ := filepath.Glob(filepath.Join(dir, "*.bin")); len(shards) > 1 || len(shards) == 1 && filepath.Base(shards[0]) != "tokenizer.bin" {
+			path = dir
+		} else {
+			path = filepath.Join(dir, "TinyStories-train.txt")
+		}
+	}
+	src, err := data.Open(path, tok, vocab)
+	if err != nil {
+		return nil, err
+	}
+	if src.Vocab != vocab {
+		src.Close()
+		return nil, usageError{msg: fmt.Sprintf("the model's vocabulary is %d tokens but the data's tokenizer has %d: pass --vocab %d or a --tokenizer of %d pieces", vocab, src.Vocab, src.Vocab, vocab)}
+	}
+	return src, nil
+}
+
+func trainCmd(args []string, stdout, stderr io.Writer) error {
+	o, err := parseTrainFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if o.runDir == "" {
+		o.runDir = filepath.Join("runs", o.model)
+	}
+	info := func(format string, a ...any) { fmt.Fprintf(stderr, "anetop: "+format+"\n", a...) }
+	out := newEventWriter(stdout, o.json)
+	warn := func(msg string) {
+		info("warning: %s", msg)
+		out.write(warningJSON(0, msg))
+	}
+
+	// The model: from a checkpoint, a weights file, or the preset.
+	mc := o.modelConfig()
+	var rp *resumePoint
+	var initParams *model.Params
+	switch {
+	case o.resume.on:
+		ck, err := findResume(o.resume.path, o.runDir, warn)
+		if err != nil {
+			return err
+		}
+		if rp, err = decodeCheckpoint(ck); err != nil {
+			return err
+		}
+		if err := o.checkFileShape(rp.config, "checkpoint "+ck.Path); err != nil {
+			return err
+		}
+		mc = rp.config
+		if o.set["seq"] && o.seq != mc.Seq {
+			return usageError{msg: fmt.Sprintf("--seq %d but checkpoint %s was trained with seq %d; the data cursor depends on it: drop --seq", o.seq, ck.Path, mc.Seq)}
+		}
+		if o.resume.path != "" && !o.set["run-dir"] {
+			// Keep writing beside the checkpoint resumed from.
+			if fi, err := os.Stat(o.resume.path); err == nil && fi.IsDir() {
+				o.runDir = o.resume.path
+			} else {
+				o.runDir = filepath.Dir(o.resume.path)
+			}
+		}
+		info("resuming from %s (step %d)", ck.Path, ck.Step)
+	case o.init != "":
+		p, err := checkpoint.ReadLlama2C(o.init)
+		if err != nil {
+			return err
+		}
+		if err := o.checkFileShape(p.Config, "--init "+o.init); err != nil {
+			return err
+		}
+		mc = p.Config
+		if o.set["seq"] {
+			mc.Seq = o.seq // the sequence length does not shape the weights
+		}
+		p.Config = mc.Resolved()
+		initParams = p
+	}
+	if err := mc.Validate(); err != nil {
+		return usageError{msg: fmt.Sprintf("%v\n(the sizes come from --model %s and --dim, --hidden, --layers, --heads, --kv-heads, --seq, --vocab)", err, o.model)}
+	}
+	mc = mc.Resolved()
+
+	src, err := openSource(o, mc.Vocab)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if rp != nil && rp.data != "" && rp.data != src.Name {
+		warn(fmt.Sprintf("checkpoint was trained on %s, this run uses %s", rp.data, src.Name))
+	}
+	train, _ := src.Tokens.Split(0)
+	sampler, err := data.NewSampler(train, mc.Seq, o.seed)
+	if err != nil {
+		return err
+	}
+	if rp != nil && rp.cursor != "" && rp.data == src.Name {
+		if err := sampler.Restore(rp.cursor); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", rp.path, err)
+		}
+	}
+
+	dev, err := ane.Open(o.device, ane.Options{Budget: o.budget})
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+
+	clip := o.clip
+	if clip == 0 {
+		clip = -1 // engine: negative disables, zero means its default
+	}
+	ecfg := engine.Config{Model: mc, Device: dev, Params: initParams, Seed: o.seed, LR: o.lr,
+		Warmup: o.warmup, Steps: o.steps, Accum: o.accum, Clip: clip}
+	eng, err := engine.New(ecfg)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	var tokens int64
+	if rp != nil {
+		if err := eng.Restore(rp.weights, rp.state); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", rp.path, err)
+		}
+		tokens = rp.tokens
+		if rp.state.Step >= o.steps {
+			return usageError{msg: fmt.Sprintf("checkpoint %s is at step %d, and --steps is %d: pass a larger --steps to train further", rp.path, rp.state.Step, o.steps)}
+		}
+	}
+
+	run, err := checkpoint.OpenRun(o.runDir, o.keep)
+	if err != nil {
+		return err
+	}
+	tm := trainMeta{LR: o.lr, MinLR: o.lr / 10, Warmup: o.warmup, Steps: o.steps, Accum: o.accum,
+		Clip: o.clip, Seed: o.seed, Device: dev.Name()}
+
+	info("training %s (%s, %.2fM parameters) on %s, data %s (%d tokens), checkpoints in %s",
+		o.model, mc, float64(mc.NumParams())/1e6, dev.Name(), src.Name, src.Tokens.Len(), o.runDir)
+
+	bus := engine.NewBus(1024)
+	r := &engine.Runner{Engine: eng, Bus: bus, SampleLen: o.sampleLen,
+		SampleOptions: engine.SampleOptions{Temperature: 0.8, TopP: 0.9, Seed: o.seed}}
+	r.Prompt = []int32{data.BOS}
+	if src.Tokenizer != nil {
+		r.Prompt = r.Prompt[:0]
+		for _, t := range src.Tokenizer.Encode("Once upon a time", true, false) {
+			r.Prompt = append(r.Prompt, int32(t))
+		}
+	}
+
+	// Saving: the engine is only touched on the runner's goroutine (in Batch
+	// and Save below, and after Run returns), so a snapshot needs no lock.
+	var saveMu sync.Mutex // guards lastSaved, read by the final save
+	lastSaved := eng.StepN()
+	var saving sync.WaitGroup
+	saveAsync := func(reason string) {
+		step := eng.StepN()
+		ts, md := snapshot(eng, sampler, src.Name, tm, tokens)
+		saveMu.Lock()
+		lastSaved = step
+		saveMu.Unlock()
+		path := run.Path(step)
+		out.noteReason(step, reason)
+		res := run.SaveAsync(step, ts, md)
+		saving.Add(1)
+		go func() {
+			defer saving.Done()
+			err := <-res
+			bus.Publish(engine.CheckpointEvent{Step: step, Path: path, Err: err})
+		}()
+	}
+	// Save serves the checkpoint command (the console's "c"): it waits, so
+	// the event the runner publishes tells the truth about the file.
+	r.Save = func(e *engine.Engine) (string, error) {
+		step := e.StepN()
+		ts, md := snapshot(e, sampler, src.Name, tm, tokens)
+		err := run.Save(step, ts, md)
+		saveMu.Lock()
+		lastSaved = step
+		saveMu.Unlock()
+		return run.Path(step), err
+	}
+	lastSampled := -1
+	r.Batch = func(x, y []int32) error {
+		// Called before each step with the previous one complete: the point
+		// where a periodic checkpoint or sample sees a consistent state and
+		// the data cursor of the next step.
+		step := eng.StepN()
+		if o.ckptEvery > 0 && step > 0 && step%o.ckptEvery == 0 && step != lastSaved {
+			saveAsync("periodic")
+		}
+		if o.sampleEvery > 0 && step > 0 && step%o.sampleEvery == 0 && step != lastSampled {
+			// Generated here rather than by a Sample command, which the
+			// runner would only see after the next step.
+			lastSampled = step
+			toks, err := eng.Generate(r.Prompt, r.SampleLen, r.SampleOptions)
+			if err != nil {
+				bus.Publish(engine.WarningEvent{Step: step, Msg: "sample: " + err.Error()})
+			} else {
+				bus.Publish(engine.SampleEvent{Step: step, Prompt: r.Prompt, Tokens: toks, Options: r.SampleOptions})
+			}
+		}
+		if err := sampler.Batch(x, y); err != nil {
+			return err
+		}
+		tokens += int64(len(x))
+		return nil
+	}
+
+	// Signals: the first SIGINT/SIGTERM ends the run after the current step
+	// and a checkpoint; a second one exits at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var gotSig os.Signal
+	var sigMu sync.Mutex
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		sigMu.Lock()
+		gotSig = s
+		sigMu.Unlock()
+		info("%v: stopping after this step and writing a checkpoint (again to quit at once)", s)
+		cancel()
+		if _, ok := <-sigs; ok {
+			os.Exit(exitInterrupted)
+		}
+	}()
+
+	// The console shows the run itself; the headless outputs would garble it.
+	console := !o.noTUI && !o.json && isTerminal(stdout)
+	events, unsubscribe := bus.Subscribe(1 << 14)
+	printed := make(chan struct{})
+	hl := &humanLog{w: stderr, every: o.logEvery, total: o.steps}
+	if console {
+		hl.every = 0
+	}
+	go func() {
+		defer close(printed)
+		for ev := range events {
+			if !console {
+				hl.event(ev, src.Tokenizer)
+			}
+			out.event(ev, o.steps, src.Tokenizer)
+		}
+	}()
+
+	// finish runs on the runner's goroutine as soon as the loop ends, so the
+	// final checkpoint is written (and shown by the console) without waiting
+	// for the user to leave the console.
+	finish := func(runErr error) {
+		saveMu.Lock()
+		need := lastSaved != eng.StepN()
+		saveMu.Unlock()
+		reason := "final"
+		if runErr != nil {
+			reason = "interrupt"
+		}
+		if need && (runErr == nil || errors.Is(runErr, context.Canceled)) {
+			saveAsync(reason)
+		}
+		saving.Wait()
+	}
+	var decode func([]int32) string
+	if src.Tokenizer != nil {
+		decode = func(t []int32) string { return sampleText(src.Tokenizer, nil, t) }
+	}
+	cinfo := tui.RunInfo{Model: o.model, Params: int64(mc.NumParams()), Device: dev.Name(), BLAS: blas.Backend(),
+		Steps: o.steps, RunDir: o.runDir, Decode: decode}
+	quitNow, runErr := startRun(ctx, cancel, r, console, cinfo, finish)
+	werr := run.Wait()
+	unsubscribe()
+	<-printed
+	if quitNow {
+		return exitStatus{code: exitInterrupted, msg: fmt.Sprintf("quit at step %d without waiting for a checkpoint; the last one is in %s", eng.StepN(), o.runDir)}
+	}
+
+	sigMu.Lock()
+	sig := gotSig
+	sigMu.Unlock()
+	switch {
+	case runErr != nil && !errors.Is(runErr, context.Canceled):
+		return runErr
+	case werr != nil:
+		return fmt.Errorf("checkpoint: %w", werr)
+	case sig != nil:
+		code := exitInterrupted
+		if sig == syscall.SIGTERM {
+			code = exitTerminated
+		}
+		return exitStatus{code: code, msg: fmt.Sprintf("interrupted at step %d; checkpoint %s; continue with: anetop --resume --run-dir %s", eng.StepN(), run.Path(eng.StepN()), o.runDir)}
+	}
+	if eng.StepN() < o.steps {
+		info("stopped at step %d of %d, checkpoint %s; continue with: anetop --resume --run-dir %s", eng.StepN(), o.steps, run.Path(eng.StepN()), o.runDir)
+	} else {
+		info("done: %d steps, checkpoint %s", eng.StepN(), run.Path(eng.StepN()))
+	}
+	return nil
+}
+
+// startRun runs the training loop, under the console when console is set,
+// and calls finish with the loop's result as soon as the loop ends. quitNow
+// reports that the user left the console without waiting for the exit
+// checkpoint (the run was cancelled and finish skipped).
+func startRun(ctx context.Context, cancel context.CancelFunc, r *engine.Runner, console bool,
+	info tui.RunInfo, finish func(error)) (quitNow bool, err error) {
+	if !console {
+		err = r.Run(ctx)
+		finish(err)
+		return false, err
+	}
+	// ---- the console (package tui) ----
+	// The loop runs beside the console, which reads r.Bus and sends
+	// commands with r.Send; q checkpoints and stops the loop, q twice
+	// (tui.ErrQuitNow) leaves at once.
+	done := make(chan error, 1)
+	go func() {
+		err := r.Run(ctx)
+		finish(err)
+		done <- err
+	}()
+	tuiErr := tui.Run(ctx, r.Bus, r, info)
+	if errors.Is(tuiErr, tui.ErrQuitNow) {
+		cancel()
+		<-done // at most one more step; the engine must be idle before Close
+		return true, nil
+	}
+	if tuiErr != nil && ctx.Err() == nil {
+		// The console failed (e.g. the terminal went away): stop cleanly,
+		// with the checkpoint, and report the console's error.
+		cancel()
+		<-done
+		return false, tuiErr
+	}
+	if ctx.Err() == nil {
+		// The user quit after the run ended, or after q's checkpoint+stop.
+		r.Send(engine.Stop)
+	}
+	return false, <-done
+}
+
+// humanLog prints the short progress line on stderr.
+type humanLog struct {
+	w     io.Writer
+	every int
+	total int
+}
+
+func (h *humanLog) event(ev engine.Event, tok *data.Tokenizer) {
+	switch ev := ev.(type) {
+	case engine.StepEvent:
+		s := ev.StepStats
+		n := s.Step + 1 // StepStats.Step is 0-based; people count steps done
+		if h.every == 0 || (n%h.every != 0 && n != 1 && n != h.total) {
+			return
+		}
+		label := "ANE"
+		if s.Emulated {
+			label = "emulator"
+		}
+		fmt.Fprintf(h.w, "step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  %.1f ms/step  util %.1f%% (%s)\n",
+			n, h.total, s.Loss, s.LR, s.TokensPerSec, msec(s.Time), 100*s.Utilisation, label)
+	case engine.SampleEvent:
+		if tok != nil {
+			fmt.Fprintf(h.w, "sample at step %d: %q\n", ev.Step, sampleText(tok, ev.Prompt, ev.Tokens))
+		}
+	case engine.CheckpointEvent:
+		if ev.Err != nil {
+			fmt.Fprintf(h.w, "checkpoint at step %d failed: %v\n", ev.Step, ev.Err)
+		} else {
+			fmt.Fprintf(h.w, "checkpoint %s\n", ev.Path)
+		}
+	case engine.WarningEvent:
+		fmt.Fprintf(h.w, "warning at step %d: %s\n", ev.Step, ev.Msg)
+	case engine.ErrorEvent:
+		fmt.Fprintf(h.w, "error at step %d: %v\n", ev.Step, ev.Err)
+	}
+}
+
+func msec(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func sampleText(tok *data.Tokenizer, prompt, toks []int32) string {
+	all := make([]int, 0, len(prompt)+len(toks))
+	for _, t := range prompt {
+		all = append(all, int(t))
+	}
+	for _, t := range toks {
+		all = append(all, int(t))
+	}
+	return tok.DecodeAll(all)
+}
+
+// jsonSchema is the version of the --json event schema (docs/events.md).
+// Adding fields keeps it; renaming, removing or changing a field's meaning
+// bumps it.
+const jsonSchema = 1
+
+// jfloat marshals non-finite values (a diverged loss) as null, which JSON
+// can represent and encoding/json otherwise refuses.
+type jfloat float64
+
+func (f jfloat) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
+}
+
+type jsonHeader struct {
+	Schema int    `json:"schema"`
+	Type   string `json:"type"`
+	Time   string `json:"time"`
+	Step   int    `json:"step"`
+}
+
+func header(typ string, step int) jsonHeader {
+	return jsonHeader{Schema: jsonSchema, Type: typ, Time: time.Now().UTC().Format(time.RFC3339Nano), Step: step}
+}
+
+type jsonKernel struct {
+	Name  string `json:"name"`
+	Evals int64  `json:"evals"`
+	MS    jfloat `json:"ms"`
+	FLOPs jfloat `json:"flops"`
+}
+
+type jsonStep struct {
+	jsonHeader
+	Steps        int               `json:"steps"`
+	Loss         jfloat            `json:"loss"`
+	LR           jfloat            `json:"lr"`
+	GradNorm     jfloat            `json:"grad_norm"`
+	LossScale    jfloat            `json:"loss_scale"`
+	Skipped      bool              `json:"skipped"`
+	Tokens       int               `json:"tokens"`
+	MS           jfloat            `json:"ms"`
+	TokensPerSec jfloat            `json:"tokens_per_sec"`
+	DeviceMS     jfloat            `json:"device_ms"`
+	DeviceFLOPS  jfloat            `json:"device_flops_per_sec"`
+	Util         jfloat            `json:"util"`
+	Emulated     bool              `json:"emulated"`
+	DWMS         jfloat            `json:"dw_ms"`
+	DWHiddenMS   jfloat            `json:"dw_hidden_ms"`
+	Phases       map[string]jfloat `json:"phases_ms"`
+	Kernels      []jsonKernel      `json:"kernels"`
+	BudgetUsed   int               `json:"budget_used"`
+	BudgetLimit  int               `json:"budget_limit"`
+}
+
+type jsonSample struct {
+	jsonHeader
+	Prompt      []int32 `json:"prompt"`
+	Tokens      []int32 `json:"tokens"`
+	Text        *string `json:"text"`
+	Temperature jfloat  `json:"temperature"`
+	TopP        jfloat  `json:"top_p"`
+	Seed        uint64  `json:"seed"`
+}
+
+type jsonCheckpoint struct {
+	jsonHeader
+	Path   string `json:"path"`
+	OK     bool   `json:"ok"`
+	Error  string `json:"error,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+type jsonMessage struct {
+	jsonHeader
+	Message string `json:"message"`
+}
+
+type jsonState struct {
+	jsonHeader
+	State string `json:"state"`
+}
+
+func warningJSON(step int, msg string) any {
+	return jsonMessage{jsonHeader: header("warning", step), Message: msg}
+}
+
+// eventWriter writes --json events, one object a line; it is a no-op without
+// --json. Writes are serialised: events come from the printer goroutine and
+// from setup code.
+type eventWriter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	on      bool
+	reasons map[int]string // step → why its checkpoint was written
+}
+
+func newEventWriter(w io.Writer, on bool) *eventWriter {
+	return &eventWriter{w: w, on: on, reasons: map[int]string{}}
+}
+
+// noteReason records why the checkpoint of step is being written, for its
+// event (published later, when the background save ends).
+func (e *eventWriter) noteReason(step int, reason string) {
+	e.mu.Lock()
+	e.reasons[step] = reason
+	e.mu.Unlock()
+}
+
+func (e *eventWriter) write(v any) {
+	if !e.on {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(jsonMessage{jsonHeader: header("error", 0), Message: "encoding event: " + err.Error()})
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.w.Write(append(b, '\n'))
+}
+
+func (e *eventWriter) event(ev engine.Event, total int, tok *data.Tokenizer) {
+	if !e.on {
+		return
+	}
+	switch ev := ev.(type) {
+	case engine.StepEvent:
+		s := ev.StepStats
+		// Step events count steps done (1-based), like every other event's
+		// step and the checkpoint files; StepStats.Step is 0-based.
+		js := jsonStep{jsonHeader: header("step", s.Step+1), Steps: total, Loss: jfloat(s.Loss), LR: jfloat(s.LR),
+			GradNorm: jfloat(s.GradNorm), LossScale: jfloat(s.LossScale), Skipped: s.Skipped, Tokens: s.Tokens,
+			MS: jfloat(msec(s.Time)), TokensPerSec: jfloat(s.TokensPerSec), DeviceMS: jfloat(msec(s.DeviceTime)),
+			DeviceFLOPS: jfloat(s.DeviceFLOPS), Util: jfloat(s.Utilisation), Emulated: s.Emulated,
+			DWMS: jfloat(msec(s.DWTime)), DWHiddenMS: jfloat(msec(s.DWHidden)),
+			Phases: map[string]jfloat{
+				"staging": jfloat(msec(s.Phases.Staging)), "classifier": jfloat(msec(s.Phases.Classifier)),
+				"norms": jfloat(msec(s.Phases.Norms)), "dw_wait": jfloat(msec(s.Phases.DWWait)),
+				"optimizer": jfloat(msec(s.Phases.Optimizer)),
+			},
+			BudgetUsed: s.BudgetUsed, BudgetLimit: s.BudgetLimit}
+		for _, k := range s.Kernels {
+			js.Kernels = append(js.Kernels, jsonKernel{Name: k.Name, Evals: k.Evals, MS: jfloat(msec(k.Time)), FLOPs: jfloat(k.FLOPs)})
+		}
+		e.write(js)
+	case engine.SampleEvent:
+		js := jsonSample{jsonHeader: header("sample", ev.Step), Prompt: ev.Prompt, Tokens: ev.Tokens,
+			Temperature: jfloat(ev.Options.Temperature), TopP: jfloat(ev.Options.TopP), Seed: ev.Options.Seed}
+		if tok != nil {
+			s := sampleText(tok, ev.Prompt, ev.Tokens)
+			js.Text = &s
+		}
+		e.write(js)
+	case engine.CheckpointEvent:
+		e.mu.Lock()
+		reason := e.reasons[ev.Step]
+		e.mu.Unlock()
+		jc := jsonCheckpoint{jsonHeader: header("checkpoint", ev.Step), Path: ev.Path, OK: ev.Err == nil, Reason: reason}
+		if ev.Err != nil {
+			jc.Error = ev.Err.Error()
+		}
+		e.write(jc)
+	case engine.WarningEvent:
+		e.write(warningJSON(ev.Step, ev.Msg))
+	case engine.ErrorEvent:
+		e.write(jsonMessage{jsonHeader: header("error", ev.Step), Message: ev.Err.Error()})
+	case engine.StateEvent:
+		e.write(jsonState{jsonHeader: header("state", ev.Step), State: ev.State})
+	}
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/anetop/anetop/model"
+)
+
+// TestTrainFlagErrors checks that bad training flags exit 2 with a message
+// naming the flag and the fix, before any device or data work.
+func TestTrainFlagErrors(t *testing.T) {
+	empty := t.TempDir()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--steps", "0"}, "--steps is 0; it must be at least 1"},
+		{[]string{"--device", "gpu"}, `--device "gpu": choose auto, ane or sim`},
+		{[]string{"--model", "huge"}, `--model: unknown model preset "huge"; choose one of tiny`},
+		{[]string{"--lr", "-1"}, "--lr is -1"},
+		{[]string{"--accum", "0"}, "--accum is 0"},
+		{[]string{"--clip", "-2"}, "--clip is -2"},
+		{[]string{"--dim", "0"}, "--dim is 0; it must be positive"},
+		{[]string{"--budget", "-3"}, "--budget is -3"},
+		{[]string{"--ckpt-every", "-1"}, "--ckpt-every"},
+		{[]string{"--resume", "--init", "x.bin"}, "--resume and --init both given"},
+		{[]string{"--steps", "3", "extra"}, `unexpected argument "extra"`},
+		{[]string{"--nope"}, "flag provided but not defined: -nope"},
+		{[]string{"--seq", "100", "--run-dir", empty}, "Seq is 100; it must be a multiple of 32"},
+		{[]string{"--heads", "3", "--run-dir", empty}, "Heads (3) must divide Dim (128)"},
+		{[]string{"--resume", "--run-dir", empty}, "no valid checkpoint"},
+		{[]string{"--resume", filepath.Join(empty, "missing.safetensors")}, "--resume " + filepath.Join(empty, "missing.safetensors")},
+		{[]string{"--model", "stories15m", "--run-dir", empty}, "the model's vocabulary is 32000 tokens but the built-in data's is 512: pass --vocab 512"},
+		{[]string{"--tokenizer", "tok.bin", "--run-dir", empty}, "drop --tokenizer"},
+		{[]string{"--init", filepath.Join(empty, "none.bin")}, "none.bin"},
+	}
+	for _, c := range cases {
+		code, out, errs := runCLI(c.args...)
+		wantCode := exitUsage
+		if strings.HasSuffix(c.want, "none.bin") {
+			wantCode = exitError // a missing weights file is an I/O error, not a usage one
+		}
+		if code != wantCode || !strings.Contains(out+errs, c.want) {
+			t.Errorf("anetop %q: exit %d, output %q; want exit %d containing %q", c.args, code, out+errs, wantCode, c.want)
+		}
+	}
+}
+
+func TestTrainHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"--steps", "5", "-h"}} {
+		code, out, errs := runCLI(args...)
+		if code != exitOK || !strings.Contains(out+errs, "Examples:") || !strings.Contains(out+errs, "-resume PATH") {
+			t.Errorf("anetop %q: exit %d, output %q; want exit 0 with examples and flags", args, code, out+errs)
+		}
+	}
+}
+
+func TestParseResume(t *testing.T) {
+	cases := []struct {
+		args  []string
+		on    bool
+		path  string
+		steps int
+	}{
+		{[]string{"--steps", "7"}, false, "", 7},
+		{[]string{"--resume"}, true, "", 1000},
+		{[]string{"--resume", "--steps", "40"}, true, "", 40},
+		{[]string{"--resume", "runs/x", "--steps", "40"}, true, "runs/x", 40},
+		{[]string{"--resume=runs/y/step-000010.safetensors"}, true, "runs/y/step-000010.safetensors", 1000},
+		{[]string{"--steps", "9", "--resume", "runs/z"}, true, "runs/z", 9},
+	}
+	for _, c := range cases {
+		o, err := parseTrainFlags(c.args, io.Discard)
+		if err != nil {
+			t.Errorf("%q: %v", c.args, err)
+			continue
+		}
+		if o.resume.on != c.on || o.resume.path != c.path || o.steps != c.steps {
+			t.Errorf("%q: resume %v %q, steps %d; want %v %q, %d", c.args, o.resume.on, o.resume.path, o.steps, c.on, c.path, c.steps)
+		}
+	}
+}
+
+func TestModelOverrides(t *testing.T) {
+	o, err := parseTrainFlags([]string{"--dim", "64", "--heads", "2", "--layers", "1", "--seq", "64"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.modelConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Resolved()
+	if r.Dim != 64 || r.Heads != 2 || r.KVHeads != 2 || r.HeadDim != 32 || r.Layers != 1 || r.Seq != 64 || r.Vocab != 512 {
+		t.Errorf("overrides gave %+v", r)
+	}
+	// The default preset must match the default (built-in) data.
+	tiny, _ := model.Preset(model.DefaultPreset)
+	if tiny.Vocab != 512 {
+		t.Errorf("tiny preset vocab %d, built-in data vocab 512", tiny.Vocab)
+	}
+	// Explicit shape flags that disagree with a file are refused.
+	if err := o.checkFileShape(tiny, "checkpoint X"); err == nil || !strings.Contains(err.Error(), "--dim 64 but it has 128") {
+		t.Errorf("checkFileShape: %v", err)
+	}
+}

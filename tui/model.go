@@ -1,0 +1,360 @@
+package tui
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/anetop/anetop/engine"
+)
+
+// Model is the console's bubbletea model. Create it with New.
+type Model struct {
+	info     RunInfo
+	src      Source
+	ctl      Controller
+	now      func() time.Time
+	interval time.Duration
+
+	events <-chan engine.Event
+	cancel func()
+
+	width, height int
+	start, clock  time.Time
+
+	haveStep bool
+	last     engine.StepStats
+	stepEMA  time.Duration // smoothed step time, for the ETA
+	series   lossSeries
+
+	state   string // the engine's last StateEvent state
+	paused  bool
+	ended   bool // finished, stopped or failed: nobody reads commands any more
+	errMsg  string
+	warn    string
+	warnAt  time.Time
+	sample  string
+	sampleN int // step of the sample
+
+	ckpt struct {
+		ok   bool
+		step int
+		path string
+		at   time.Time
+		err  string
+	}
+
+	note   string // feedback for the last key, e.g. "checkpoint requested"
+	noteAt time.Time
+
+	help     bool
+	quitting bool // q pressed once: waiting for the checkpoint and stop
+	forced   bool // q pressed twice
+	keys     keyMap
+}
+
+type tickMsg time.Time
+
+// New builds the console. It subscribes to the source at once and replays
+// its history, so nothing published between New and the first frame is
+// lost; call Close (Run does) to unsubscribe.
+func New(o Options) *Model {
+	m := &Model{
+		info:     o.Info,
+		src:      o.Source,
+		ctl:      o.Controller,
+		now:      o.Now,
+		interval: max(o.Interval, minInterval),
+		state:    "waiting",
+		keys:     defaultKeys(),
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	m.start = m.now()
+	m.clock = m.start
+	if m.src != nil {
+		// Subscribe before reading history: an event published in between
+		// then shows up twice rather than not at all, and apply ignores a
+		// step it has already seen.
+		m.events, m.cancel = m.src.Subscribe(subscriptionBuffer)
+		for _, ev := range m.src.History() {
+			m.apply(ev)
+		}
+	}
+	return m
+}
+
+// Close unsubscribes from the source.
+func (m *Model) Close() {
+	if m.cancel != nil {
+		m.cancel()
+		m.cancel = nil
+	}
+}
+
+// Init starts the redraw tick.
+func (m *Model) Init() tea.Cmd { return m.tick() }
+
+func (m *Model) tick() tea.Cmd {
+	return tea.Tick(m.interval, func(t time.Time) tea.Msg { return tickMsg(t) })
+}
+
+// Update handles keys, resizes and the redraw tick; events are only read on
+// the tick, which bounds the work per second whatever the step rate.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+	case tickMsg:
+		m.clock = m.now()
+		if m.poll() {
+			return m, tea.Quit
+		}
+		return m, m.tick()
+	case tea.KeyMsg:
+		return m, m.key(msg)
+	}
+	return m, nil
+}
+
+// poll drains the subscription without blocking and refreshes the latest
+// step. It reports whether the console should now exit.
+func (m *Model) poll() bool {
+	// A bounded drain keeps one frame's work bounded even if the engine
+	// published a burst; the rest waits for the next tick.
+drain:
+	for range subscriptionBuffer {
+		select {
+		case ev, ok := <-m.events: // a nil channel (no source) never fires
+			if !ok {
+				m.events = nil
+				break drain
+			}
+			m.apply(ev)
+		default:
+			break drain
+		}
+	}
+	if m.src != nil {
+		// Only ever newer than what the events said (the subscription
+		// dropped some): right after a restart Latest still holds the
+		// old run's last step, which must not come back.
+		if st, ok := m.src.Latest(); ok && m.haveStep && st.Step > m.last.Step {
+			m.last, m.haveStep = st, true
+		}
+	}
+	if m.ended && (m.quitting || m.info.ExitOnFinish) {
+		return true
+	}
+	return false
+}
+
+// apply folds one engine event into the view state.
+func (m *Model) apply(ev engine.Event) {
+	now := m.now()
+	switch ev := ev.(type) {
+	case engine.StepEvent:
+		st := ev.StepStats
+		if m.series.n() > 0 && st.Step <= m.series.lastStep() {
+			return // replayed twice (see New)
+		}
+		m.last, m.haveStep = st, true
+		m.series.add(st.Step, st.Loss)
+		if st.Time > 0 {
+			if m.stepEMA == 0 {
+				m.stepEMA = st.Time
+			} else {
+				m.stepEMA = (m.stepEMA*7 + st.Time) / 8
+			}
+		}
+	case engine.SampleEvent:
+		m.sampleN = ev.Step
+		m.sample = m.decode(ev.Prompt, ev.Tokens)
+	case engine.CheckpointEvent:
+		m.ckpt.ok, m.ckpt.step, m.ckpt.path, m.ckpt.at = true, ev.Step, ev.Path, now
+		m.ckpt.err = ""
+		if ev.Err != nil {
+			m.ckpt.err = ev.Err.Error()
+		}
+	case engine.WarningEvent:
+		m.warn, m.warnAt = fmt.Sprintf("step %d: %s", ev.Step, ev.Msg), now
+	case engine.ErrorEvent:
+		m.errMsg = fmt.Sprintf("step %d: %v", ev.Step, ev.Err)
+		m.state, m.ended = "error", true
+	case engine.StateEvent:
+		m.state = ev.State
+		switch ev.State {
+		case "paused":
+			m.paused = true
+		case "running":
+			m.paused, m.ended = false, false
+		case "restarted":
+			// The engine went back to its initial weights and step 0:
+			// the old curve would only mislead.
+			m.series = lossSeries{}
+			m.haveStep, m.last, m.stepEMA = false, engine.StepStats{}, 0
+		case "stopped", "finished":
+			m.paused, m.ended = false, true
+		}
+	}
+}
+
+// decode shows the prompt and its continuation as text when the caller
+// gave a tokenizer, else as token ids.
+func (m *Model) decode(prompt, toks []int32) string {
+	if m.info.Decode != nil {
+		return m.info.Decode(prompt) + m.info.Decode(toks)
+	}
+	var b strings.Builder
+	for i, t := range append(append([]int32{}, prompt...), toks...) {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprint(&b, t)
+	}
+	return b.String()
+}
+
+// send forwards a command and leaves a note saying whether it was queued.
+func (m *Model) send(c engine.Command, note string) bool {
+	if m.ctl == nil {
+		m.setNote("no run to control")
+		return false
+	}
+	if !m.ctl.Send(c) {
+		m.setNote(fmt.Sprintf("engine busy: %s not queued, try again", c))
+		return false
+	}
+	m.setNote(note)
+	return true
+}
+
+func (m *Model) setNote(s string) { m.note, m.noteAt = s, m.now() }
+
+func (m *Model) key(k tea.KeyMsg) tea.Cmd {
+	switch {
+	case key.Matches(k, m.keys.Quit):
+		return m.quit()
+	case key.Matches(k, m.keys.Help):
+		m.help = !m.help
+	case key.Matches(k, m.keys.Close):
+		m.help = false
+	case m.ended:
+		m.setNote("the run has ended: q to exit")
+	case key.Matches(k, m.keys.Pause):
+		if m.paused {
+			if m.send(engine.Resume, "resume requested") {
+				m.paused = false
+			}
+		} else if m.send(engine.Pause, "pause requested") {
+			// Shown at once; the engine confirms with a StateEvent after
+			// the step in flight.
+			m.paused = true
+		}
+	case key.Matches(k, m.keys.Checkpoint):
+		m.send(engine.Checkpoint, "checkpoint requested")
+	case key.Matches(k, m.keys.Restart):
+		m.send(engine.Restart, "restart requested")
+	case key.Matches(k, m.keys.Sample):
+		m.send(engine.Sample, "sample requested")
+	}
+	return nil
+}
+
+// quit: the first q asks for a checkpoint and a stop and exits when the
+// engine reports it stopped; a second q, or q once nothing is running,
+// exits at once.
+func (m *Model) quit() tea.Cmd {
+	if m.ended || m.ctl == nil {
+		return tea.Quit
+	}
+	if m.quitting {
+		m.forced = true
+		return tea.Quit
+	}
+	if !m.send(engine.Checkpoint, "checkpointing before exit — q again to quit now") {
+		m.forced = true
+		return tea.Quit
+	}
+	m.send(engine.Stop, "checkpointing before exit — q again to quit now")
+	m.quitting = true
+	return nil
+}
+
+// lossSeries keeps every step's loss and its exponential moving average up
+// to a cap, then thins itself by half: the chart is at most a few hundred
+// columns wide, so a long run loses nothing visible.
+type lossSeries struct {
+	steps []int
+	loss  []float64
+	avg   []float64
+	ema   float64
+	have  bool
+	k     int // finite losses seen
+}
+
+const seriesCap = 1 << 16
+
+// emaAlpha weights the newest loss in the moving average (~ a 50-step
+// window), smoothing the batch-to-batch noise of a small model.
+const emaAlpha = 0.04
+
+func (s *lossSeries) n() int        { return len(s.steps) }
+func (s *lossSeries) lastStep() int { return s.steps[len(s.steps)-1] }
+
+func (s *lossSeries) add(step int, loss float64) {
+	if finite(loss) {
+		// A plain mean over the first 1/emaAlpha points, so the average
+		// does not start pinned to the first (highest) loss.
+		s.k++
+		s.ema += max(emaAlpha, 1/float64(s.k)) * (loss - s.ema)
+		s.have = true
+	}
+	avg := math.NaN()
+	if s.have {
+		avg = s.ema
+	}
+	s.steps, s.loss, s.avg = append(s.steps, step), append(s.loss, loss), append(s.avg, avg)
+	if len(s.steps) >= seriesCap {
+		k := 0
+		for i := 0; i < len(s.steps); i += 2 {
+			s.steps[k], s.loss[k], s.avg[k] = s.steps[i], s.loss[i], s.avg[i]
+			k++
+		}
+		s.steps, s.loss, s.avg = s.steps[:k], s.loss[:k], s.avg[:k]
+	}
+}
+
+// finite is false for NaN, ±Inf and values too large to be a loss (fp16
+// overflow reports 65504-ish or worse); such points are drawn as gaps.
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) && math.Abs(v) < 1e9 }
+
+type keyMap struct {
+	Pause, Checkpoint, Restart, Sample, Quit, Help, Close key.Binding
+}
+
+func defaultKeys() keyMap {
+	return keyMap{
+		Pause:      key.NewBinding(key.WithKeys("p", " "), key.WithHelp("p", "pause/resume")),
+		Checkpoint: key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "checkpoint")),
+		Restart:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "restart")),
+		Sample:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sample")),
+		Quit:       key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+		Help:       key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Close:      key.NewBinding(key.WithKeys("esc")),
+	}
+}
+
+// ShortHelp is the key line at the bottom of the screen.
+func (k keyMap) ShortHelp() []key.Binding {
+	return []key.Binding{k.Pause, k.Checkpoint, k.Restart, k.Sample, k.Quit, k.Help}
+}
+
+// FullHelp is unused (the overlay has its own longer text) but completes
+// help.KeyMap.
+func (k keyMap) FullHelp() [][]key.Binding { return [][]key.Binding{k.ShortHelp()} }

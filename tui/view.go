@@ -1,0 +1,426 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/progress"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+
+	"github.com/anetop/anetop/model"
+)
+
+// MinWidth and MinHeight are the smallest terminal the console lays out.
+const (
+	MinWidth  = 80
+	MinHeight = 24
+)
+
+// wideFrom is the width from which the chart and the tables sit side by
+// side rather than stacked.
+const wideFrom = 120
+
+// wideMinHeight is the height the side-by-side layout's right column needs;
+// a wide but short terminal gets the stacked layout.
+const wideMinHeight = 36
+
+var (
+	accent  = lipgloss.NewStyle().Foreground(lipgloss.Color("75")).Bold(true)
+	dim     = lipgloss.NewStyle().Foreground(lipgloss.Color("244"))
+	bold    = lipgloss.NewStyle().Bold(true)
+	warnSt  = lipgloss.NewStyle().Foreground(lipgloss.Color("214"))
+	errSt   = lipgloss.NewStyle().Foreground(lipgloss.Color("203")).Bold(true)
+	okSt    = lipgloss.NewStyle().Foreground(lipgloss.Color("78"))
+	badge   = lipgloss.NewStyle().Bold(true).Reverse(true).Padding(0, 1)
+	trainSt = lipgloss.NewStyle().Foreground(lipgloss.Color("117"))
+	avgSt   = lipgloss.NewStyle().Foreground(lipgloss.Color("214"))
+	helpBox = lipgloss.NewStyle().Border(lipgloss.RoundedBorder()).Padding(1, 2)
+)
+
+// colour reports whether colours are in use: with NO_COLOR the chart marks
+// its second series by glyph instead.
+func colour() bool { return lipgloss.ColorProfile() != termenv.Ascii }
+
+// View draws the whole screen from the state the last tick collected.
+func (m *Model) View() string {
+	w, h := m.width, m.height
+	if w == 0 && h == 0 {
+		return "anetop: starting…"
+	}
+	if w < MinWidth || h < MinHeight {
+		return fit(fmt.Sprintf("anetop needs at least %d×%d; this terminal is %d×%d", MinWidth, MinHeight, w, h), w)
+	}
+	if m.help {
+		return block(strings.Split(lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, m.helpView()), "\n"), w, h)
+	}
+	top := m.header(w)
+	bottom := m.status(w) + "\n" + m.keyLine(w)
+	bodyH := h - 4
+	var body string
+	if w >= wideFrom && h >= wideMinHeight {
+		body = m.wideBody(w, bodyH)
+	} else {
+		body = m.narrowBody(w, bodyH)
+	}
+	return top + "\n" + body + "\n" + bottom
+}
+
+// narrowBody stacks the panels; the chart gets whatever height is left.
+func (m *Model) narrowBody(w, h int) string {
+	sampleH := min(max(1, (h-20)/4+1), 6)
+	fixed := 1 + kernelLines + 2 + 1 + 2 + 1 + 1 + sampleH // rules, table, phases, gauges, sample
+	chartH := max(3, h-fixed)
+	parts := []string{
+		m.rule("loss", m.lossLegend(), w),
+		chart(&m.series, w, chartH, colour()),
+		m.rule("kernels", m.stepLegend(), w),
+		block(m.kernelTable(), w, kernelLines),
+		block(m.phaseLines(), w, 2),
+		m.rule("device", "", w),
+		block(m.gauges(w), w, 2),
+		m.rule("sample", m.sampleLegend(), w),
+		block(m.sampleLines(w, sampleH), w, sampleH),
+	}
+	return block(strings.Split(strings.Join(parts, "\n"), "\n"), w, h)
+}
+
+// wideBody puts the chart and sample on the left, the tables and gauges on
+// the right, so a wide terminal shows a longer loss history.
+func (m *Model) wideBody(w, h int) string {
+	rightW := min(max(64, w*2/5), 96)
+	leftW := w - rightW - 2
+	sampleH := min(max(2, h/5), 10)
+	chartH := h - 2 - sampleH
+	left := strings.Join([]string{
+		m.rule("loss", m.lossLegend(), leftW),
+		chart(&m.series, leftW, chartH, colour()),
+		m.rule("sample", m.sampleLegend(), leftW),
+		block(m.sampleLines(leftW, sampleH), leftW, sampleH),
+	}, "\n")
+	right := []string{m.rule("kernels", m.stepLegend(), rightW)}
+	right = append(right, m.kernelTable()...)
+	right = append(right, "", m.rule("cpu", "", rightW))
+	right = append(right, m.phaseTable()...)
+	right = append(right, "", m.rule("device", "", rightW))
+	right = append(right, m.gauges(rightW)...)
+	right = append(right, "", m.rule("optimizer", "", rightW))
+	right = append(right, m.optimizerLines()...)
+	return lipgloss.JoinHorizontal(lipgloss.Top,
+		block(strings.Split(left, "\n"), leftW, h), "  ", block(right, rightW, h))
+}
+
+// rule is a section title: "── loss ── 3.2101 · avg 3.3012 ─────".
+func (m *Model) rule(title, legend string, w int) string {
+	s := accent.Render("── "+title+" ") + legend
+	if legend != "" {
+		s += " "
+	}
+	if n := w - lipgloss.Width(s); n > 0 {
+		s += dim.Render(strings.Repeat("─", n))
+	}
+	return fit(s, w)
+}
+
+func (m *Model) header(w int) string {
+	info := m.info
+	name := info.Model
+	if name == "" {
+		name = "model"
+	}
+	parts := []string{accent.Render("anetop") + "  " + bold.Render(name)}
+	if info.Params > 0 {
+		parts[0] += " · " + count(info.Params) + " params"
+	}
+	dev := info.Device
+	if m.haveStep && m.last.Emulated {
+		// Never let an emulated number pass for the chip's: say
+		// "emulator" even if the device name already hints at it.
+		dev = warnSt.Render("emulator")
+		if info.Device != "" && !strings.HasPrefix(info.Device, "sim") {
+			dev += dim.Render(" · " + info.Device)
+		}
+	}
+	parts = append(parts, dev)
+	if info.BLAS != "" {
+		parts = append(parts, "blas "+info.BLAS)
+	}
+	state := m.stateBadge()
+	left := items(parts, dim.Render("  │  "), w-lipgloss.Width(state)-1)
+	if lipgloss.Width(left) == 0 {
+		left = parts[0]
+	}
+	line1 := fit(left, w-lipgloss.Width(state)-1) + " " + state
+
+	done := 0
+	if m.haveStep {
+		done = m.last.Step + 1
+	}
+	step := fmt.Sprintf("step %d", done)
+	if info.Steps > 0 {
+		step += fmt.Sprintf("/%d (%.1f%%)", info.Steps, 100*float64(done)/float64(info.Steps))
+	}
+	eta := "ETA —"
+	switch {
+	case m.paused:
+		eta = "ETA paused"
+	case m.ended:
+		eta = "ETA done"
+	case info.Steps > 0 && m.stepEMA > 0 && done <= info.Steps:
+		eta = "ETA " + dur(time.Duration(info.Steps-done)*m.stepEMA)
+	}
+	parts = []string{bold.Render(step), tokRate(m.last.TokensPerSec) + " tok/s",
+		"elapsed " + dur(m.clock.Sub(m.start)), eta}
+	if m.haveStep {
+		parts = append(parts, "loss "+bold.Render(lossText(m.last.Loss)), fmt.Sprintf("lr %.2e", m.last.LR))
+	}
+	line2 := items(parts, dim.Render("  │  "), w)
+	return fit(line1, w) + "\n" + fit(line2, w)
+}
+
+func (m *Model) stateBadge() string {
+	switch {
+	case m.state == "error":
+		return errSt.Inherit(badge).Render("ERROR")
+	case m.quitting && !m.ended:
+		return warnSt.Inherit(badge).Render("STOPPING")
+	case m.paused:
+		return warnSt.Inherit(badge).Render("PAUSED")
+	case m.state == "finished":
+		return okSt.Inherit(badge).Render("FINISHED")
+	case m.state == "stopped":
+		return badge.Render("STOPPED")
+	case m.state == "running", m.state == "restarted", m.haveStep:
+		return okSt.Inherit(badge).Render("RUNNING")
+	}
+	return dim.Inherit(badge).Render(strings.ToUpper(m.state))
+}
+
+func (m *Model) lossLegend() string {
+	if m.series.n() == 0 {
+		return ""
+	}
+	last := m.series.loss[m.series.n()-1]
+	avg := "—" // no finite loss yet
+	if m.series.have {
+		avg = lossText(m.series.ema)
+	}
+	if !colour() {
+		return "train " + bold.Render(lossText(last)) + dim.Render(" · ") + "avg " + avg +
+			dim.Render(" (avg drawn •)")
+	}
+	// The names take the colours of their curves (asciigraph's SkyBlue
+	// and Orange), which is the chart's legend.
+	return trainSt.Render("train ") + bold.Render(lossText(last)) + dim.Render(" · ") +
+		avgSt.Render("avg ") + avg
+}
+
+func (m *Model) stepLegend() string {
+	if !m.haveStep {
+		return ""
+	}
+	st := m.last
+	return fmt.Sprintf("step %s ms · device %s ms (%s)", ms(st.Time), ms(st.DeviceTime), share(st.DeviceTime, st.Time))
+}
+
+// kernelLines is the kernel table's height: a header and one row per
+// kernel.
+const kernelLines = 1 + int(model.NumKernels)
+
+func (m *Model) kernelTable() []string {
+	const format = "%-10s %10s %9s %7s %14s"
+	lines := []string{dim.Render(fmt.Sprintf(format, "kernel", "evals/step", "ms/step", "share", "achieved"))}
+	st := m.last
+	for _, id := range model.Kernels {
+		k := st.Kernels[id]
+		name := k.Name
+		if name == "" {
+			name = id.String()
+		}
+		if !m.haveStep {
+			lines = append(lines, fmt.Sprintf(format, name, "—", "—", "—", "—"))
+			continue
+		}
+		r := 0.0
+		if k.Time > 0 {
+			r = k.FLOPs / k.Time.Seconds()
+		}
+		lines = append(lines, fmt.Sprintf(format, name, fmt.Sprint(k.Evals), ms(k.Time), share(k.Time, st.Time), rate(r)))
+	}
+	return lines
+}
+
+func (m *Model) phaseLines() []string {
+	if !m.haveStep {
+		return []string{dim.Render("CPU ms   staging — · classifier — · norms — · optimizer —"),
+			dim.Render("dW ms    wait — · worker — · hidden by overlap —")}
+	}
+	p, st := m.last.Phases, m.last
+	return []string{
+		dim.Render("CPU ms   ") + fmt.Sprintf("staging %s · classifier %s · norms %s · optimizer %s",
+			ms(p.Staging), ms(p.Classifier), ms(p.Norms), ms(p.Optimizer)),
+		dim.Render("dW ms    ") + fmt.Sprintf("wait %s · worker %s · hidden by overlap %s (%s)",
+			ms(p.DWWait), ms(st.DWTime), ms(st.DWHidden), share(st.DWHidden, st.DWTime)),
+	}
+}
+
+// phaseTable is the wide layout's CPU panel: one row per phase, then the
+// dW worker and how much of it the overlap hid.
+func (m *Model) phaseTable() []string {
+	const format = "%-12s %9s %7s"
+	p, st := m.last.Phases, m.last
+	lines := []string{dim.Render(fmt.Sprintf(format, "phase", "ms/step", "share"))}
+	for _, r := range []struct {
+		name string
+		d    time.Duration
+	}{{"staging", p.Staging}, {"classifier", p.Classifier}, {"norms", p.Norms}, {"dW wait", p.DWWait}, {"optimizer", p.Optimizer}} {
+		if !m.haveStep {
+			lines = append(lines, fmt.Sprintf(format, r.name, "—", "—"))
+			continue
+		}
+		lines = append(lines, fmt.Sprintf(format, r.name, ms(r.d), share(r.d, st.Time)))
+	}
+	if !m.haveStep {
+		return append(lines, fmt.Sprintf(format, "dW worker", "—", "—"))
+	}
+	return append(lines, fmt.Sprintf(format, "dW worker", ms(st.DWTime), share(st.DWTime, st.Time))+
+		fmt.Sprintf("   hidden %s (%s)", ms(st.DWHidden), share(st.DWHidden, st.DWTime)))
+}
+
+func (m *Model) optimizerLines() []string {
+	if !m.haveStep {
+		return []string{dim.Render("no step yet")}
+	}
+	st := m.last
+	l := fmt.Sprintf("lr %.2e · grad norm %s · loss scale %g · %d tok/step", st.LR, sig3(st.GradNorm), st.LossScale, st.Tokens)
+	if st.Skipped {
+		l += " · " + warnSt.Render("update skipped")
+	}
+	return []string{l}
+}
+
+// gauges are static progress bars: the values change only when a step
+// lands, so the spring animation of progress.SetPercent would only add
+// frames.
+func (m *Model) gauges(w int) []string {
+	const labelW = 15
+	st := m.last
+	dev := "ANE"
+	if st.Emulated || (!m.haveStep && strings.HasPrefix(m.info.Device, "sim")) {
+		dev = "emulator"
+	}
+	utilText := "—"
+	if m.haveStep {
+		utilText = fmt.Sprintf("%.1f%% · %s", 100*st.Utilisation, rate(st.DeviceFLOPS))
+	}
+	budText := "—"
+	budPct := 0.0
+	if m.haveStep {
+		if st.BudgetLimit > 0 {
+			budText = fmt.Sprintf("%d/%d compiles · restart at %d", st.BudgetUsed, st.BudgetLimit, st.BudgetLimit)
+			budPct = float64(st.BudgetUsed) / float64(st.BudgetLimit)
+		} else {
+			budText = fmt.Sprintf("%d compiles · no limit", st.BudgetUsed)
+		}
+	}
+	textW := max(lipgloss.Width(utilText), lipgloss.Width(budText))
+	barW := max(10, w-labelW-textW-2)
+	bar := progress.New(progress.WithWidth(barW), progress.WithoutPercentage(), progress.WithSolidFill("75"))
+	if !colour() {
+		bar = progress.New(progress.WithWidth(barW), progress.WithoutPercentage(), progress.WithColorProfile(termenv.Ascii))
+	}
+	return []string{
+		fmt.Sprintf("%-*s", labelW, dev+" util") + bar.ViewAs(clamp01(st.Utilisation)) + "  " + utilText,
+		fmt.Sprintf("%-*s", labelW, "compile budget") + bar.ViewAs(clamp01(budPct)) + "  " + budText,
+	}
+}
+
+func clamp01(v float64) float64 {
+	if !finite(v) || v < 0 {
+		return 0
+	}
+	return min(v, 1)
+}
+
+func (m *Model) sampleLegend() string {
+	if m.sample == "" {
+		return ""
+	}
+	return fmt.Sprintf("step %d", m.sampleN)
+}
+
+func (m *Model) sampleLines(w, h int) []string {
+	if m.sample == "" {
+		return []string{dim.Render("no sample yet — press s")}
+	}
+	text := strings.ReplaceAll(m.sample, "\r", "")
+	wrapped := strings.Split(lipgloss.NewStyle().Width(w).Render(text), "\n")
+	if len(wrapped) > h {
+		// The newest tokens are at the end; keep the start, which has the
+		// prompt, and mark the cut.
+		wrapped = wrapped[:h]
+		wrapped[h-1] = fit(wrapped[h-1], w-1) + "…"
+	}
+	return wrapped
+}
+
+// status is the line above the keys: an error beats the note for the last
+// key, which beats a warning, which beats the last checkpoint.
+func (m *Model) status(w int) string {
+	var ck string
+	switch {
+	case !m.ckpt.ok:
+		ck = dim.Render("no checkpoint yet")
+	case m.ckpt.err != "":
+		ck = errSt.Render(fmt.Sprintf("checkpoint at step %d failed (%s ago): %s", m.ckpt.step, dur(m.clock.Sub(m.ckpt.at)), m.ckpt.err))
+	default:
+		ck = okSt.Render("✔") + fmt.Sprintf(" checkpoint step %d, %s ago", m.ckpt.step, dur(m.clock.Sub(m.ckpt.at)))
+		if m.ckpt.path != "" {
+			ck += dim.Render(" → " + m.ckpt.path)
+		}
+	}
+	var msg string
+	switch {
+	case m.errMsg != "":
+		msg = errSt.Render("✖ " + m.errMsg)
+	case m.note != "" && (m.quitting || m.clock.Sub(m.noteAt) < 5*time.Second):
+		msg = accent.Render("› " + m.note)
+	case m.warn != "":
+		msg = warnSt.Render("⚠ "+m.warn) + dim.Render(" ("+dur(m.clock.Sub(m.warnAt))+" ago)")
+	}
+	if msg == "" {
+		return fit(ck, w)
+	}
+	// The message matters more than the checkpoint: it goes first.
+	return fit(msg+dim.Render("  │  ")+ck, w)
+}
+
+func (m *Model) keyLine(w int) string {
+	h := help.New()
+	h.Width = w
+	return fit(h.ShortHelpView(m.keys.ShortHelp()), w)
+}
+
+func (m *Model) helpView() string {
+	rows := [][2]string{
+		{"p", "pause / resume training (after the step in flight)"},
+		{"c", "write a checkpoint now"},
+		{"r", "restart the run (see anetop --help for what restart keeps)"},
+		{"s", "generate a sample from the current weights"},
+		{"q", "checkpoint, stop and exit; q again exits at once"},
+		{"?", "show / hide this help (esc closes)"},
+	}
+	var b strings.Builder
+	b.WriteString(accent.Render("anetop keys") + "\n\n")
+	for _, r := range rows {
+		b.WriteString(bold.Render(fmt.Sprintf("  %-3s", r[0])) + r[1] + "\n")
+	}
+	b.WriteString("\n" + dim.Render("utilisation = device FLOPs ÷ (device time × peak); on the"))
+	b.WriteString("\n" + dim.Render("emulator the peak is this CPU's measured sgemm peak."))
+	if m.info.RunDir != "" {
+		b.WriteString("\n" + dim.Render("Checkpoints: "+m.info.RunDir))
+	}
+	return helpBox.Render(b.String())
+}
