@@ -515,3 +515,16 @@ func TestProgram(t *testing.T) {
 		t.Errorf("sent %v, want %v", ctl.got, want)
 	}
 }
+
+// The emulator's own name starts with "emulator"; the header labels the
+// device once, not twice.
+func TestHeaderNamesEmulatorOnce(t *testing.T) {
+	r := newRig(t, 120, 40)
+	r.m.info.Device = "emulator · CPU (AMD EPYC, 2 threads)"
+	r.run(3)
+	r.tick()
+	v := r.m.View()
+	if strings.Contains(v, "emulator · emulator") || !strings.Contains(v, "emulator · CPU (AMD EPYC, 2 threads)") {
+		t.Errorf("header should read \"emulator · CPU (…)\" once:\n%s", strings.SplitN(v, "\n", 2)[0])
+	}
+}

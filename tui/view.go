@@ -138,9 +138,10 @@ func (m *Model) header(w int) string {
 	if m.haveStep && m.last.Emulated {
 		// Never let an emulated number pass for the chip's: say
 		// "emulator" even if the device name already hints at it.
+		rest := strings.TrimPrefix(strings.TrimPrefix(info.Device, "emulator"), " · ")
 		dev = warnSt.Render("emulator")
-		if info.Device != "" && !strings.HasPrefix(info.Device, "sim") {
-			dev += dim.Render(" · " + info.Device)
+		if rest != "" && !strings.HasPrefix(rest, "sim") {
+			dev += dim.Render(" · " + rest)
 		}
 	}
 	parts = append(parts, dev)
