@@ -636,7 +636,7 @@ func (d *NeuralEngine) prepare(name string, p *mil.Program, w mil.Weights) (comp
 	if spec.out, err = check(Output, fn.Outputs); err != nil {
 		return spec, err
 	}
-	for _, path := range blobPaths(fn) {
+	for _, path := range fn.BlobPaths() {
 		if _, ok := w[path]; !ok {
 			return spec, fmt.Errorf("compile %s: the program reads BLOBFILE %q but the weights have no such file (%w)",
 				name, path, ErrInvalidProgram)
@@ -657,29 +657,6 @@ func (d *NeuralEngine) prepare(name string, p *mil.Program, w mil.Weights) (comp
 	spec.key = contentKey(spec.text, spec.files)
 	spec.flops = ProgramFLOPs(fn)
 	return spec, nil
-}
-
-// blobPaths lists the BLOBFILE paths a function reads.
-func blobPaths(fn *mil.Function) []string {
-	seen := map[string]bool{}
-	var out []string
-	add := func(v *mil.Value) {
-		if v != nil && v.Blob != nil && !seen[v.Blob.Path] {
-			seen[v.Blob.Path] = true
-			out = append(out, v.Blob.Path)
-		}
-	}
-	for _, op := range fn.Ops {
-		for _, a := range op.Args {
-			for _, b := range a.Bindings {
-				add(b.Value)
-			}
-		}
-		for _, a := range op.Attrs {
-			add(a.Value)
-		}
-	}
-	return out
 }
 
 // ---- kernels ----

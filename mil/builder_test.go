@@ -404,3 +404,24 @@ func TestBuilderBuildChecksAgain(t *testing.T) {
 		t.Errorf("Build = %v", err)
 	}
 }
+
+func TestBlobPaths(t *testing.T) {
+	b := NewBuilder(IOS18)
+	x := b.Input("x", TensorOf(FP16, 1, 16, 1, 32))
+	g := b.ConstFP16("g", Shape{1, 16, 1, 1}, make([]float32, 16))
+	h := b.ConstFP16("h", Shape{1, 16, 1, 1}, make([]float32, 16))
+	b.Output(b.Mul("y", b.Mul("xg", x, g), h))
+	p, _, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.Main().BlobPaths()
+	if len(got) != 1 || got[0] != WeightPath {
+		t.Errorf("BlobPaths = %q, want just %q (two blobs in one file)", got, WeightPath)
+	}
+	p.Main().Ops = append(p.Main().Ops, &Operation{Type: "const", Attrs: []Attr{{Name: "val",
+		Value: BlobValue(TensorOf(FP16, 16), "@model_path/weights/other.bin", 64)}}})
+	if got := p.Main().BlobPaths(); len(got) != 2 || got[1] != "@model_path/weights/other.bin" {
+		t.Errorf("BlobPaths = %q, want a second file", got)
+	}
+}

@@ -225,3 +225,27 @@ func ValidName(s string) bool {
 	}
 	return true
 }
+
+// BlobPaths lists, in order of first use and without repeats, the BLOBFILE
+// paths the function's literals read: the keys its Weights must have.
+func (f *Function) BlobPaths() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(v *Value) {
+		if v != nil && v.Blob != nil && !seen[v.Blob.Path] {
+			seen[v.Blob.Path] = true
+			out = append(out, v.Blob.Path)
+		}
+	}
+	for _, op := range f.Ops {
+		for _, a := range op.Args {
+			for _, b := range a.Bindings {
+				add(b.Value)
+			}
+		}
+		for _, a := range op.Attrs {
+			add(a.Value)
+		}
+	}
+	return out
+}

@@ -89,7 +89,11 @@ func weightsBeside(path string, text []byte) (mil.Weights, error) {
 	}
 	w := mil.Weights{}
 	dir := filepath.Dir(path)
-	for _, ref := range blobRefs(prog) {
+	var refs []string
+	for _, f := range prog.Functions {
+		refs = append(refs, f.BlobPaths()...)
+	}
+	for _, ref := range refs {
 		if _, done := w[ref]; done {
 			continue
 		}
@@ -105,29 +109,6 @@ func weightsBeside(path string, text []byte) (mil.Weights, error) {
 		w[ref] = data
 	}
 	return w, nil
-}
-
-// blobRefs lists the BLOBFILE paths of every literal in the program.
-func blobRefs(p *mil.Program) []string {
-	var refs []string
-	add := func(v *mil.Value) {
-		if v != nil && v.Blob != nil {
-			refs = append(refs, v.Blob.Path)
-		}
-	}
-	for _, f := range p.Functions {
-		for _, op := range f.Ops {
-			for _, a := range op.Attrs {
-				add(a.Value)
-			}
-			for _, a := range op.Args {
-				for _, b := range a.Bindings {
-					add(b.Value)
-				}
-			}
-		}
-	}
-	return refs
 }
 
 func typeList(ts []mil.Type) string {
