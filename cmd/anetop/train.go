@@ -53,6 +53,12 @@ Examples:
   anetop --model stories15m --data tinystories --device sim
   anetop --init stories15M.bin --data tinystories --lr 1e-4
 
+Console keys: p pause/resume, c checkpoint, s sample, q checkpoint and quit
+(q twice: at once), r restart: checkpoint the current step, then exec anetop
+again with the same flags and --resume=<that checkpoint>, continuing at the
+same step in a fresh process (weights, optimizer, data cursor and step kept;
+a fresh ANE compile budget; at most 32 restarts, counted in ANETOP_RESTARTS).
+
 Flags:
 `
 
@@ -503,6 +509,18 @@ func openSource(o *trainOpts, vocab int) (*data.Source, error) {
 }
 
 func trainCmd(args []string, stdout, stderr io.Writer) error {
+	err := trainRun(args, stdout, stderr)
+	var rr restartRequest
+	if errors.As(err, &rr) {
+		// Everything trainRun opened is closed: exec the fresh process.
+		return restartSelf(args, rr, stderr)
+	}
+	return err
+}
+
+// trainRun is the training command; it returns a restartRequest when the
+// console's r stopped the run for trainCmd to exec.
+func trainRun(args []string, stdout, stderr io.Writer) error {
 	o, err := parseTrainFlags(args, stderr)
 	if err != nil {
 		return err
@@ -636,8 +654,16 @@ func trainCmd(args []string, stdout, stderr io.Writer) error {
 
 	// Saving: the engine is only touched on the runner's goroutine (in Batch
 	// and Save below, and after Run returns), so a snapshot needs no lock.
-	var saveMu sync.Mutex // guards lastSaved, read by the final save
+	var saveMu sync.Mutex // guards lastSaved and lastSync, read by the final save
 	lastSaved := eng.StepN()
+	// lastSync is the last checkpoint written by Save (the c key, and the
+	// one a restart resumes from).
+	var lastSync struct {
+		step int
+		path string
+		err  error
+		ok   bool
+	}
 	var saving sync.WaitGroup
 	saveAsync := func(reason string) {
 		step := eng.StepN()
@@ -663,6 +689,7 @@ func trainCmd(args []string, stdout, stderr io.Writer) error {
 		err := run.Save(step, ts, md)
 		saveMu.Lock()
 		lastSaved = step
+		lastSync.step, lastSync.path, lastSync.err, lastSync.ok = step, run.Path(step), err, true
 		saveMu.Unlock()
 		return run.Path(step), err
 	}
@@ -718,7 +745,7 @@ func trainCmd(args []string, stdout, stderr io.Writer) error {
 	}()
 
 	// The console shows the run itself; the headless outputs would garble it.
-	console := !o.noTUI && !o.json && isTerminal(stdout)
+	console := !o.noTUI && !o.json && stdoutIsConsole(stdout)
 	events, unsubscribe := bus.Subscribe(1 << 14)
 	printed := make(chan struct{})
 	hl := &humanLog{w: stderr, every: o.logEvery, total: o.steps}
@@ -757,7 +784,8 @@ func trainCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	cinfo := tui.RunInfo{Model: o.model, Params: int64(mc.NumParams()), Device: dev.Name(), BLAS: blas.Backend(),
 		Steps: o.steps, RunDir: o.runDir, Decode: decode}
-	quitNow, runErr := startRun(ctx, cancel, r, console, cinfo, finish)
+	ctl := &restartCtl{r: r}
+	quitNow, restart, runErr := startRun(ctx, cancel, r, ctl, console, cinfo, finish)
 	werr := run.Wait()
 	unsubscribe()
 	<-printed
@@ -773,6 +801,17 @@ func trainCmd(args []string, stdout, stderr io.Writer) error {
 		return runErr
 	case werr != nil:
 		return fmt.Errorf("checkpoint: %w", werr)
+	case sig == nil && restart && eng.StepN() < o.steps:
+		saveMu.Lock()
+		ls := lastSync
+		saveMu.Unlock()
+		switch {
+		case !ls.ok || ls.step != eng.StepN():
+			return fmt.Errorf("restart: no checkpoint of step %d was written; continue with: anetop --resume --run-dir %s", eng.StepN(), o.runDir)
+		case ls.err != nil:
+			return fmt.Errorf("restart: checkpoint %s: %w; not restarting", ls.path, ls.err)
+		}
+		return restartRequest{ckpt: ls.path, step: ls.step}
 	case sig != nil:
 		code := exitInterrupted
 		if sig == syscall.SIGTERM {
@@ -791,42 +830,63 @@ func trainCmd(args []string, stdout, stderr io.Writer) error {
 // startRun runs the training loop, under the console when console is set,
 // and calls finish with the loop's result as soon as the loop ends. quitNow
 // reports that the user left the console without waiting for the exit
-// checkpoint (the run was cancelled and finish skipped).
-func startRun(ctx context.Context, cancel context.CancelFunc, r *engine.Runner, console bool,
-	info tui.RunInfo, finish func(error)) (quitNow bool, err error) {
+// checkpoint (the run was cancelled and finish skipped). The console sends
+// its commands through ctl; restart reports that the run stopped for ctl's
+// restart (its checkpoint written, the console closed) and should be
+// exec'd again.
+func startRun(ctx context.Context, cancel context.CancelFunc, r *engine.Runner, ctl *restartCtl, console bool,
+	info tui.RunInfo, finish func(error)) (quitNow, restart bool, err error) {
+	var restarting sync.Mutex // guards restarted, set by the loop's goroutine
+	restarted := false
 	if !console {
 		err = r.Run(ctx)
 		finish(err)
-		return false, err
+		return false, false, err
 	}
 	// ---- the console (package tui) ----
 	// The loop runs beside the console, which reads r.Bus and sends
-	// commands with r.Send; q checkpoints and stops the loop, q twice
+	// commands through ctl (to r.Send); q checkpoints and stops the loop, q twice
 	// (tui.ErrQuitNow) leaves at once.
+	// r (ctl's Restart) checkpoints and stops the loop; the console is
+	// then closed here, restoring the terminal before the exec.
 	done := make(chan error, 1)
+	tuiCtx, tuiCancel := context.WithCancel(ctx)
+	defer tuiCancel()
 	go func() {
 		err := r.Run(ctx)
 		finish(err)
+		if err == nil && ctl.Requested() {
+			restarting.Lock()
+			restarted = true
+			restarting.Unlock()
+			tuiCancel()
+		}
 		done <- err
 	}()
-	tuiErr := tui.Run(ctx, r.Bus, r, info)
+	tuiErr := consoleRun(tuiCtx, r.Bus, ctl, info)
 	if errors.Is(tuiErr, tui.ErrQuitNow) {
 		cancel()
 		<-done // at most one more step; the engine must be idle before Close
-		return true, nil
+		return true, false, nil
+	}
+	restarting.Lock()
+	rs := restarted
+	restarting.Unlock()
+	if rs && ctx.Err() == nil {
+		return false, true, <-done
 	}
 	if tuiErr != nil && ctx.Err() == nil {
 		// The console failed (e.g. the terminal went away): stop cleanly,
 		// with the checkpoint, and report the console's error.
 		cancel()
 		<-done
-		return false, tuiErr
+		return false, false, tuiErr
 	}
 	if ctx.Err() == nil {
 		// The user quit after the run ended, or after q's checkpoint+stop.
 		r.Send(engine.Stop)
 	}
-	return false, <-done
+	return false, false, <-done
 }
 
 // humanLog prints the short progress line on stderr.
