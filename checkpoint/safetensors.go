@@ -229,7 +229,11 @@ func tensorCRC(t *Tensor) uint32 {
 // float32. It validates the layout (see DecodeSafetensors) but does not
 // require checksums; if the file carries anetop checksums they are verified.
 // Use Load for anetop's own checkpoints, which must carry them.
-func ReadSafetensors(path string) (*File, error) {
+func ReadSafetensors(path string) (*File, error) { return readFile(path, false) }
+
+// readFile decodes a safetensors file and verifies its checksums: always when
+// requireCRC is set (anetop's checkpoints), else only if it carries them.
+func readFile(path string, requireCRC bool) (*File, error) {
 	f, err := openSized(path)
 	if err != nil {
 		return nil, err
@@ -239,7 +243,7 @@ func ReadSafetensors(path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := sf.Metadata[MetaHeaderCRC]; ok {
+	if _, ok := sf.Metadata[MetaHeaderCRC]; ok || requireCRC {
 		if err := verify(sf, path); err != nil {
 			return nil, err
 		}

@@ -146,21 +146,7 @@ func parseCRC(s string) (uint32, error) {
 // (see DecodeSafetensors), the header checksum and every tensor's checksum.
 // A truncated, bit-flipped or foreign file is refused with an error naming
 // the file and, where it is one tensor's fault, the tensor.
-func Load(path string) (*File, error) {
-	f, err := openSized(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	sf, err := DecodeSafetensors(f, f.size, path)
-	if err != nil {
-		return nil, err
-	}
-	if err := verify(sf, path); err != nil {
-		return nil, err
-	}
-	return sf, nil
-}
+func Load(path string) (*File, error) { return readFile(path, true) }
 
 // loadHeader reads and verifies only the header of a checkpoint: enough to
 // read its metadata without touching the data.
