@@ -1,28 +1,62 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/anetop/anetop/blas"
 	"github.com/anetop/anetop/internal/sysinfo"
 	"github.com/anetop/anetop/mil/fp16"
+	"github.com/anetop/anetop/model"
 )
 
 // benchCmd measures the CPU paths a training step leans on: sgemm on every
 // BLAS backend that loads here, and bulk fp16 conversion (weights are
 // restaged as fp16 after every optimizer step).
 func benchCmd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "anetop bench [--time D]", stderr)
+	fs := newFlagSet("bench", "anetop bench [--time D]                  CPU paths: sgemm, fp16 conversion\n"+
+		"       anetop bench --model PRESET [--steps N] [--accum A] [--device D] [--json]   training steps", stderr)
 	minTime := fs.Duration("time", 400*time.Millisecond, "minimum measuring time per row")
+	preset := fs.String("model", "", "benchmark training steps of this preset: "+strings.Join(model.PresetNames(), ", "))
+	steps := fs.Int("steps", 10, "with --model: steps measured (after one warm-up step)")
+	accum := fs.Int("accum", 1, "with --model: windows of seq tokens per step")
+	device := fs.String("device", "auto", "with --model: auto, ane or sim")
+	asJSON := fs.Bool("json", false, "with --model: print one JSON object")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{msg: fmt.Sprintf("bench takes no arguments, got %q", fs.Args())}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *preset != "" {
+		switch {
+		case *steps < 1:
+			return usageError{msg: fmt.Sprintf("--steps is %d; it must be at least 1", *steps)}
+		case *accum < 1:
+			return usageError{msg: fmt.Sprintf("--accum is %d; it must be at least 1", *accum)}
+		case set["time"]:
+			return usageError{msg: "--time measures the CPU rows; with --model the measure is --steps"}
+		}
+		r, err := benchModel(*preset, *device, *steps, *accum, 1)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return r.json(stdout)
+		}
+		return r.print(stdout)
+	}
+	for _, f := range []string{"steps", "accum", "device", "json"} {
+		if set[f] {
+			return usageError{msg: fmt.Sprintf("--%s needs --model PRESET", f)}
+		}
 	}
 	if *minTime <= 0 {
 		return usageError{msg: "--time must be positive"}
