@@ -42,7 +42,14 @@ const MaskValue = -65504
 // input). The program has one fp16 input, Input(k).Shape(), and one fp16
 // output, Output(k).Shape().
 func (l *Layout) Build(k KernelID) (*mil.Program, mil.Weights, error) {
+	return l.build(k, nil)
+}
+
+// build writes kernel k; with static set, weight blocks are constants
+// holding static's contents for them instead of slices of the input.
+func (l *Layout) build(k KernelID, static blockCapture) (*mil.Program, mil.Weights, error) {
 	kb := newKB(l, k)
+	kb.static = static
 	switch k {
 	case AttnFwd:
 		kb.attnFwd()
@@ -71,6 +78,9 @@ type kb struct {
 	c    Config
 	in   *mil.Var
 	used map[string]int
+	// static holds the weight blocks' contents when the weights are
+	// constants (BuildStatic); nil when they travel in the input.
+	static blockCapture
 
 	cos, sin, mask *mil.Var
 }
@@ -94,6 +104,13 @@ func (k *kb) nm(s string) string {
 // read slices a block of the input as [1, 1, rows, cols]: a strided view of
 // the input, no copy.
 func (k *kb) read(blk Block) *mil.Var {
+	if k.static != nil && blk.Weight != NoWeight {
+		data, ok := k.static[[2]int{blk.Row, blk.Col}]
+		if !ok {
+			panic(fmt.Sprintf("model: static kernel: no weights staged for %v", blk))
+		}
+		return k.b.ConstFP16(k.nm(blk.Name), mil.Shape{1, 1, blk.Rows, blk.Cols}, data)
+	}
 	s := k.b.SliceBySize(k.nm(blk.Name+"_s"), k.in, []int{0, blk.Row, 0, blk.Col}, []int{1, blk.Rows, 1, blk.Cols})
 	return k.b.Reshape(k.nm(blk.Name), s, 1, 1, blk.Rows, blk.Cols)
 }
