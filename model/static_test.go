@@ -124,4 +124,3 @@ func firstDiff(a, b []uint16) int {
 	}
 	return -1
 }
-
