@@ -146,7 +146,7 @@ func TestBadFiles(t *testing.T) {
 		{"empty", nil, "shorter than llama2.c's 28-byte header"},
 		{"truncated", orig[:len(orig)-4], "truncated"},
 		{"extra", append(bytes.Clone(orig), 0, 0, 0, 0), "extra bytes"},
-		{"v1", append(header(0x616b3432, 1), make([]byte, 300)...), "version-1 export"},
+		{"v1 zero dims", append(header(0x616b3432, 1), make([]byte, 300)...), "dim is 0; it is not a llama2.c version-1"},
 		{"zero dim", append(header(0, 64, 2, 4, 4, 64, 16), make([]byte, 8)...), "dim is 0"},
 		{"negative heads", append(header(32, 64, 2, -4, 4, 64, 16), make([]byte, 8)...), "n_heads is -4"},
 		{"heads", append(header(32, 64, 2, 5, 5, 64, 16), make([]byte, 8)...), "n_heads (5) does not divide dim (32)"},

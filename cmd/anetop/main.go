@@ -41,9 +41,10 @@ Usage:
   anetop <command> [flags]
 
 Commands available in this build:
-  bench           measure the CPU paths anetop uses (sgemm, fp16 conversion)
+  bench           measure sgemm and fp16 conversion; --model PRESET: training steps
   data get tinystories  download the TinyStories text and llama2.c tokenizer
   doctor          check the Neural Engine (or, without one, the emulator) end to end
+  export          write a checkpoint as a llama2.c model.bin or a Hugging Face model
   mil check FILE  parse and type-check MIL kernel files with the emulator's compiler
   version         print the version and build information
 
@@ -51,7 +52,7 @@ Examples:
   anetop                           train the tiny model on the built-in stories
   anetop --no-tui --json --steps 200
   anetop --resume                  continue the newest checkpoint in runs/tiny
-  anetop bench
+  anetop bench --model stories15m --steps 10
   anetop mil check kernel.mil
 `
 
@@ -114,6 +115,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return doctorCmd(rest, stdout, stderr)
 	case "data":
 		return dataCmd(rest, stdout, stderr)
+	case "export":
+		return exportCmd(rest, stdout, stderr)
 	default:
 		return usageError{msg: fmt.Sprintf("unknown command %q", cmd)}
 	}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/anetop/anetop/checkpoint"
+	"github.com/anetop/anetop/model"
+)
+
+const exportUsage = `Usage: anetop export --format llama2c|hf [--version 0|1] [--force] --out PATH CHECKPOINT
+
+Writes the weights of an anetop checkpoint (a step-*.safetensors file, or a
+run directory: its newest checkpoint that verifies) for other tools. The
+optimizer state is not exported.
+
+  --format llama2c  a llama2.c model.bin. Version 0 (the default) is the
+                    legacy format llama2.c's run.c reads:
+                      ./run PATH -z tokenizer.bin
+                    with the tokenizer the model was trained with. Version 1
+                    is export.py --version 1's format (256-byte header).
+  --format hf       a Hugging Face transformers Llama directory (config.json
+                    and model.safetensors, float32), loadable with
+                    AutoModelForCausalLM.from_pretrained(PATH). wq and wk are
+                    permuted for transformers' rotate_half RoPE.
+
+An existing PATH is not overwritten unless --force is given. Files are
+written atomically: PATH holds the old content or the complete new one.
+See docs/export.md.
+
+Flags:`
+
+// exportFormats are the values of --format.
+var exportFormats = []string{"llama2c", "hf"}
+
+func exportCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("export", "", stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, exportUsage)
+		fs.PrintDefaults()
+	}
+	format := fs.String("format", "", "output format: llama2c or hf (required)")
+	version := fs.Int("version", 0, "llama2.c model.bin version: 0 (run.c's) or 1")
+	out := fs.String("out", "", "output `path`: a model.bin file (llama2c) or a directory (hf) (required)")
+	force := fs.Bool("force", false, "replace an existing output")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	versionSet := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "version" {
+			versionSet = true
+		}
+	})
+	switch {
+	case *format == "":
+		return usageError{msg: "export needs --format llama2c or --format hf"}
+	case *format != "llama2c" && *format != "hf":
+		return usageError{msg: fmt.Sprintf("export: unknown --format %q; choose llama2c or hf", *format)}
+	case *format == "hf" && versionSet:
+		return usageError{msg: "export: --version applies to --format llama2c only"}
+	case *version != 0 && *version != 1:
+		return usageError{msg: fmt.Sprintf("export: --version %d; llama2.c's float formats are 0 (run.c reads it) and 1 "+
+			"(version 2 is int8-quantized, which anetop does not write)", *version)}
+	case *out == "":
+		return usageError{msg: "export needs --out PATH"}
+	case len(pos) == 0:
+		return usageError{msg: "export needs a CHECKPOINT: a step-*.safetensors file or a run directory"}
+	case len(pos) > 1:
+		return usageError{msg: fmt.Sprintf("export takes one CHECKPOINT, got %d: %q", len(pos), pos)}
+	}
+
+	warn := func(s string) { fmt.Fprintf(stderr, "anetop: warning: %s\n", s) }
+	ck, err := openCheckpoint(pos[0], warn)
+	if err != nil {
+		return err
+	}
+	p, err := checkpointParams(ck)
+	if err != nil {
+		return err
+	}
+	if err := checkExportOut(*out, *format, *force, ck.Path); err != nil {
+		return err
+	}
+
+	var what string
+	switch *format {
+	case "llama2c":
+		if err := checkpoint.Llama2CCompatible(p.Config); err != nil {
+			return fmt.Errorf("export %s: %v; export it with --format hf instead", ck.Path, err)
+		}
+		if err := checkpoint.WriteLlama2CVersion(*out, p, *version); err != nil {
+			return err
+		}
+		what = fmt.Sprintf("llama2.c version-%d model.bin", *version)
+	case "hf":
+		if err := checkpoint.WriteHF(*out, p); err != nil {
+			return err
+		}
+		what = "Hugging Face Llama directory (" + checkpoint.HFConfigFile + ", " + checkpoint.HFWeightsFile + ")"
+	}
+	step := ""
+	if ck.Step >= 0 {
+		step = fmt.Sprintf("step %d, ", ck.Step)
+	}
+	fmt.Fprintf(stdout, "exported %s (%s%v) to %s: %s\n", ck.Path, step, p.Config, *out, what)
+	data := ck.Metadata[metaData]
+	if data == "" {
+		data = "unknown"
+	}
+	switch {
+	case *format == "hf":
+		fmt.Fprintf(stdout, "load it with transformers: AutoModelForCausalLM.from_pretrained(%q); "+
+			"no tokenizer is included (trained on data: %s)\n", *out, data)
+	case *version == 0:
+		fmt.Fprintf(stdout, "run it with llama2.c: ./run %s -z tokenizer.bin, with the %d-token tokenizer it was trained with (data: %s)\n",
+			*out, p.Config.Vocab, data)
+	default:
+		fmt.Fprintln(stdout, "note: llama2.c's run.c reads version 0 only; export with --version 0 to run it there")
+	}
+	return nil
+}
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments (export CKPT --format hf works like export --format
+// hf CKPT) and returns the positional arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// openCheckpoint resolves a CHECKPOINT argument: a checkpoint file, loaded
+// and verified, or a run directory, whose newest checkpoint that verifies
+// is used (warn is told of every newer file passed over, and why). A file's
+// step comes from its metadata, -1 if it has none. Errors name the path and
+// say what to pass instead.
+//
+// It is the file-or-directory half of train.go's findResume without the
+// --resume wording; findResume could call it.
+func openCheckpoint(path string, warn func(string)) (*checkpoint.Checkpoint, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("checkpoint %s: %w; pass a step-*.safetensors file or a run directory", path, err)
+	}
+	if !fi.IsDir() {
+		f, err := checkpoint.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		step := -1
+		if s, err := strconv.Atoi(f.Metadata[checkpoint.MetaStep]); err == nil {
+			step = s
+		}
+		return &checkpoint.Checkpoint{Path: path, Step: step, File: f}, nil
+	}
+	ck, skipped, err := checkpoint.Latest(path)
+	for _, s := range skipped {
+		warn(s.String())
+	}
+	if err != nil {
+		if errors.Is(err, checkpoint.ErrNoCheckpoint) {
+			return nil, fmt.Errorf("%v; pass a checkpoint file or a run directory that holds one", err)
+		}
+		return nil, err
+	}
+	return ck, nil
+}
+
+// checkpointParams reads the model config (metadata key "config", as the
+// training command writes it) and the weights of an anetop checkpoint.
+func checkpointParams(ck *checkpoint.Checkpoint) (*model.Params, error) {
+	raw, ok := ck.Metadata[metaConfig]
+	if !ok {
+		return nil, fmt.Errorf("checkpoint %s: no %q in its metadata: it was not written by anetop's training "+
+			"(a Hugging Face or llama2.c model needs no export)", ck.Path, metaConfig)
+	}
+	var c model.Config
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: metadata %q is not a model config (%v)", ck.Path, metaConfig, err)
+	}
+	if err := c.CheckShape(); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", ck.Path, err)
+	}
+	return checkpoint.Weights(ck.File, c.Resolved(), ck.Path)
+}
+
+// checkExportOut refuses an output that exists (unless force), is of the
+// wrong kind for the format, or is the checkpoint itself.
+func checkExportOut(out, format string, force bool, ckPath string) error {
+	fi, err := os.Stat(out)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("export: --out %s: %w", out, err)
+	}
+	if ci, err := os.Stat(ckPath); err == nil && os.SameFile(fi, ci) {
+		return usageError{msg: fmt.Sprintf("export: --out %s is the checkpoint being exported; choose another path", out)}
+	}
+	switch {
+	case format == "llama2c" && fi.IsDir():
+		return usageError{msg: fmt.Sprintf("export: --out %s is a directory; --format llama2c writes one file, e.g. --out %s/model.bin", out, out)}
+	case format == "hf" && !fi.IsDir():
+		return usageError{msg: fmt.Sprintf("export: --out %s is a file; --format hf writes a directory (config.json, model.safetensors)", out)}
+	case !force:
+		return usageError{msg: fmt.Sprintf("export: --out %s already exists; pass --force to replace it, or choose another path", out)}
+	}
+	return nil
+}
