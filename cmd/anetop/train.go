@@ -137,7 +137,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.StringVar(&o.device, "device", "auto", "device: auto, ane or sim (the CPU emulator)")
 	fs.IntVar(&o.steps, "steps", 1000, "optimizer steps in the run (the LR schedule's length)")
 	fs.Float64Var(&o.lr, "lr", 5e-4, "peak learning rate")
-	fs.IntVar(&o.warmup, "warmup", 100, "linear warm-up steps")
+	fs.IntVar(&o.warmup, "warmup", defaultWarmup, "linear warm-up steps (default: 100, or a tenth of --steps if that is fewer)")
 	fs.IntVar(&o.accum, "accum", 1, "windows of --seq tokens per step")
 	fs.Float64Var(&o.clip, "clip", 1, "gradient-norm clip (0 disables)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initial weights and the data order")
@@ -222,6 +222,46 @@ func (o *trainOpts) check() error {
 		return bad("--model: %v", err)
 	}
 	return nil
+}
+
+// defaultWarmup is --warmup's default for runs of 1000 steps or more;
+// shorter runs warm up for a tenth of their steps, so that a 200-step run
+// spends most of its time at the learning rate it asked for.
+const defaultWarmup = 100
+
+// schedule fills in the hyper-parameters the user did not give: on resume
+// from the checkpoint's own (so a resumed run continues the same LR
+// schedule), otherwise the defaults that depend on other flags. Explicit
+// flags that change a resumed run's schedule are reported through note.
+func (o *trainOpts) schedule(from *trainMeta, note func(string)) {
+	if from == nil {
+		if !o.set["warmup"] {
+			o.warmup = min(defaultWarmup, o.steps/10)
+		}
+		return
+	}
+	for _, h := range []struct {
+		name string
+		dst  *int
+		ckpt int
+	}{{"steps", &o.steps, from.Steps}, {"warmup", &o.warmup, from.Warmup}, {"accum", &o.accum, from.Accum}} {
+		if !o.set[h.name] {
+			*h.dst = h.ckpt
+		} else if *h.dst != h.ckpt {
+			note(fmt.Sprintf("--%s %d replaces the checkpoint's %d", h.name, *h.dst, h.ckpt))
+		}
+	}
+	for _, h := range []struct {
+		name string
+		dst  *float64
+		ckpt float64
+	}{{"lr", &o.lr, from.LR}, {"clip", &o.clip, from.Clip}} {
+		if !o.set[h.name] {
+			*h.dst = h.ckpt
+		} else if *h.dst != h.ckpt {
+			note(fmt.Sprintf("--%s %g replaces the checkpoint's %g", h.name, *h.dst, h.ckpt))
+		}
+	}
 }
 
 // modelConfig is the preset with the overrides applied.
@@ -356,6 +396,7 @@ type resumePoint struct {
 	tokens  int64
 	data    string
 	cursor  string
+	train   *trainMeta // nil in checkpoints without it
 }
 
 // decodeCheckpoint reads a training checkpoint's config, weights, moments and
@@ -374,6 +415,12 @@ func decodeCheckpoint(ck *checkpoint.Checkpoint) (*resumePoint, error) {
 	}
 	cfg = cfg.Resolved()
 	rp := &resumePoint{path: ck.Path, config: cfg, data: md[metaData], cursor: md[metaDataCursor]}
+	if tm, ok := md[metaTrain]; ok {
+		rp.train = &trainMeta{}
+		if err := json.Unmarshal([]byte(tm), rp.train); err != nil || rp.train.Steps < 1 || rp.train.Accum < 1 || !(rp.train.LR > 0) {
+			return nil, fail("metadata %q is %q, not the run's hyper-parameters", metaTrain, tm)
+		}
+	}
 	ints := []struct {
 		key string
 		dst *int
@@ -564,6 +611,7 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		info("resuming from %s (step %d)", ck.Path, ck.Step)
+		o.schedule(rp.train, func(msg string) { info("%s", msg) })
 	case o.init != "":
 		p, err := checkpoint.ReadLlama2C(o.init)
 		if err != nil {
@@ -578,6 +626,9 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 		}
 		p.Config = mc.Resolved()
 		initParams = p
+	}
+	if rp == nil {
+		o.schedule(nil, nil)
 	}
 	if err := mc.Validate(); err != nil {
 		return usageError{msg: fmt.Sprintf("%v\n(the sizes come from --model %s and --dim, --hidden, --layers, --heads, --kv-heads, --seq, --vocab)", err, o.model)}

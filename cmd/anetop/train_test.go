@@ -107,3 +107,42 @@ func TestModelOverrides(t *testing.T) {
 		t.Errorf("checkFileShape: %v", err)
 	}
 }
+
+// TestSchedule: a new run's warm-up default shrinks with short runs; a
+// resumed run takes the hyper-parameters it was not given from its
+// checkpoint, and says which ones the flags replace.
+func TestSchedule(t *testing.T) {
+	for _, c := range []struct {
+		args   []string
+		warmup int
+	}{
+		{[]string{"--steps", "5000"}, 100},
+		{[]string{"--steps", "200"}, 20},
+		{[]string{"--steps", "5"}, 0},
+		{[]string{"--steps", "200", "--warmup", "150"}, 150},
+	} {
+		o, err := parseTrainFlags(c.args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.schedule(nil, nil)
+		if o.warmup != c.warmup {
+			t.Errorf("%q: warmup %d, want %d", c.args, o.warmup, c.warmup)
+		}
+	}
+
+	from := &trainMeta{LR: 3e-4, Warmup: 7, Steps: 300, Accum: 2, Clip: 0.5}
+	o, err := parseTrainFlags([]string{"--resume", "--steps", "400"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	o.schedule(from, func(s string) { notes = append(notes, s) })
+	if o.steps != 400 || o.warmup != 7 || o.accum != 2 || o.lr != 3e-4 || o.clip != 0.5 {
+		t.Errorf("resumed schedule: steps %d warmup %d accum %d lr %g clip %g; want 400 7 2 3e-4 0.5",
+			o.steps, o.warmup, o.accum, o.lr, o.clip)
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], "--steps 400 replaces the checkpoint's 300") {
+		t.Errorf("notes %q, want one about --steps", notes)
+	}
+}
