@@ -150,9 +150,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 // is used (warn is told of every newer file passed over, and why). A file's
 // step comes from its metadata, -1 if it has none. Errors name the path and
 // say what to pass instead.
-//
-// It is the file-or-directory half of train.go's findResume without the
-// --resume wording; findResume could call it.
+// findResume (--resume) and readInitWeights (--init) use it too.
 func openCheckpoint(path string, warn func(string)) (*checkpoint.Checkpoint, error) {
 	fi, err := os.Stat(path)
 	if err != nil {

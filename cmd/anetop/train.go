@@ -143,7 +143,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initial weights and the data order")
 	fs.StringVar(&o.runDir, "run-dir", "", "checkpoint directory (default runs/<model>)")
 	fs.Var(&o.resume, "resume", "continue from `PATH` (a checkpoint or run directory; bare: the newest valid one in --run-dir)")
-	fs.StringVar(&o.init, "init", "", "start from llama2.c model.bin weights at `PATH`")
+	fs.StringVar(&o.init, "init", "", "start from the weights at `PATH`: a llama2.c model.bin, a Hugging Face Llama directory, or an anetop checkpoint or run directory")
 	fs.IntVar(&o.ckptEvery, "ckpt-every", 200, "checkpoint every N steps (0: only at the end and on interrupt)")
 	fs.IntVar(&o.keep, "keep", checkpoint.DefaultKeep, "checkpoints to keep in the run directory (plus the best)")
 	fs.IntVar(&o.sampleEvery, "sample-every", 100, "generate a sample every N steps (0: never)")
@@ -469,22 +469,17 @@ func decodeCheckpoint(ck *checkpoint.Checkpoint) (*resumePoint, error) {
 func findResume(path, runDir string, warn func(string)) (*checkpoint.Checkpoint, error) {
 	dir := runDir
 	if path != "" {
-		fi, err := os.Stat(path)
-		if err != nil {
+		if _, err := os.Stat(path); err != nil {
 			return nil, usageError{msg: fmt.Sprintf("--resume %s: %v", path, err)}
 		}
-		if !fi.IsDir() {
-			f, err := checkpoint.Load(path)
-			if err != nil {
-				return nil, err
-			}
-			step, err := strconv.Atoi(f.Metadata[checkpoint.MetaStep])
-			if err != nil {
-				return nil, fmt.Errorf("checkpoint %s: no step in its metadata: was it written by anetop?", path)
-			}
-			return &checkpoint.Checkpoint{Path: path, Step: step, File: f}, nil
+		ck, err := openCheckpoint(path, warn)
+		if err != nil {
+			return nil, err
 		}
-		dir = path
+		if ck.Step < 0 {
+			return nil, fmt.Errorf("checkpoint %s: no step in its metadata: was it written by anetop's training?", path)
+		}
+		return ck, nil
 	}
 	ck, skipped, err := checkpoint.Latest(dir)
 	for _, s := range skipped {
@@ -613,7 +608,7 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 		info("resuming from %s (step %d)", ck.Path, ck.Step)
 		o.schedule(rp.train, func(msg string) { info("%s", msg) })
 	case o.init != "":
-		p, err := checkpoint.ReadLlama2C(o.init)
+		p, err := readInitWeights(o.init, warn)
 		if err != nil {
 			return err
 		}
