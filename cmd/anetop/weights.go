@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,7 +24,12 @@ import (
 func readInitWeights(path string, warn func(string)) (*model.Params, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, usageError{msg: fmt.Sprintf("--init %s: %v", path, err)}
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		// Exit 1 like any unreadable input file, not 2: the flag is fine.
+		return nil, fmt.Errorf("--init %s: %w", path, err)
 	}
 	dir := path
 	if !fi.IsDir() {
