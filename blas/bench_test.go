@@ -21,6 +21,9 @@ func BenchmarkSgemm(b *testing.B) {
 		{"1024x1024x1024", false, false, 1024, 1024, 1024},
 		{"256x768x768", false, false, 256, 768, 768},
 		{"dW_768x768x256_TN", true, false, 768, 768, 256},
+		// Small enough that the per-call overhead (cgo transition, argument
+		// marshalling, allocations) is a visible share of the time.
+		{"64x64x64", false, false, 64, 64, 64},
 	}
 	r := rand.New(rand.NewPCG(1, 1))
 	for _, im := range Backends() {

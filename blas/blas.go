@@ -34,7 +34,16 @@
 // libopenblas0-pthread) takes its own locks around shared buffers and the
 // thread pool, so concurrent calls are safe and queue for its worker threads;
 // for any other build (serial, OpenMP) the package serialises calls itself.
-// The pure-Go backend keeps no shared state.
+// The pure-Go backend shares only its pool of helper goroutines, which take
+// tiles of any caller's product when idle.
+//
+// # Allocations
+//
+// In steady state no call allocates, on any backend (TestNoAllocs): native
+// libraries are called through their Fortran interface with purego.SyscallN
+// and pooled argument blocks, not through purego.RegisterFunc, whose
+// reflection-based calls allocate; the pure-Go backend runs gonum's tiles on
+// persistent goroutines instead of starting goroutines per call.
 package blas
 
 import (

@@ -14,15 +14,18 @@ import (
 // pthreads build, then the development symlink.
 var openblasNames = []string{"libopenblas.so.0", "libopenblasp.so.0", "libopenblas.so"}
 
-// openblasKernel is OpenBLAS: the CBLAS calls plus its thread controls.
+// openblasKernel is OpenBLAS: the BLAS calls plus its thread controls.
 type openblasKernel struct {
-	cblasKernel
+	nativeKernel
 	version string
 	threads atomic.Int32 // as last read back from the library
 
-	getNumThreads func() int32
-	setNumThreads func(n int32)
-	getNumProcs   func() int32
+	// Thread controls, called with purego.SyscallN (int arguments and
+	// results only): the engine changes the thread count twice per training
+	// step, and RegisterFunc'd calls would allocate each time.
+	getNumThreads, setNumThreads uintptr    // symbol addresses
+	numProcs                     int        // openblas_get_num_procs(), fixed
+	arg                          [1]uintptr // setNumThreads' argument; mu held exclusively
 }
 
 func loadOpenBLAS() (kernel, error) {
@@ -40,18 +43,20 @@ func loadOpenBLAS() (kernel, error) {
 	if err := kn.register(lib); err != nil {
 		return nil, err
 	}
+	var getNumProcs uintptr
 	for _, f := range []struct {
-		fptr any
+		addr *uintptr
 		name string
 	}{
 		{&kn.getNumThreads, "openblas_get_num_threads"},
 		{&kn.setNumThreads, "openblas_set_num_threads"},
-		{&kn.getNumProcs, "openblas_get_num_procs"},
+		{&getNumProcs, "openblas_get_num_procs"},
 	} {
-		if err := registerSym(f.fptr, lib, f.name); err != nil {
-			return nil, fmt.Errorf("not OpenBLAS: %w", err)
+		if *f.addr, err = purego.Dlsym(lib, f.name); err != nil {
+			return nil, fmt.Errorf("not OpenBLAS: symbol %s: %w", f.name, err)
 		}
 	}
+	kn.numProcs = int(cInt(purego.SyscallN(getNumProcs)))
 
 	kn.version = "OpenBLAS"
 	var getConfig func() string
@@ -105,7 +110,14 @@ func (kn *openblasKernel) setThreads(n int) {
 	kn.mu.Lock()
 	defer kn.mu.Unlock()
 	if n > 0 {
-		kn.setNumThreads(int32(min(n, int(kn.getNumProcs()))))
+		// A slice of kn.arg, not a literal argument: SyscallN's variadic
+		// slice would escape and allocate.
+		kn.arg[0] = uintptr(min(n, kn.numProcs))
+		purego.SyscallN(kn.setNumThreads, kn.arg[:]...)
 	}
-	kn.threads.Store(kn.getNumThreads())
+	kn.threads.Store(cInt(purego.SyscallN(kn.getNumThreads)))
 }
+
+// cInt is the C int result of a SyscallN call: the low 32 bits of the
+// register, whose upper bits the callee need not clear.
+func cInt(r1, _, _ uintptr) int32 { return int32(r1) }
