@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Event is what the engine publishes: StepEvent, SampleEvent,
-// CheckpointEvent, WarningEvent, ErrorEvent, StateEvent.
+// CheckpointEvent, EvalEvent, WarningEvent, ErrorEvent, StateEvent.
 type Event interface{ event() }
 
 // StepEvent reports one training step.
@@ -41,6 +42,15 @@ type ErrorEvent struct {
 	Err  error
 }
 
+// EvalEvent reports a validation loss: the mean cross-entropy in nats of
+// the weights after Step updates over Tokens held-out tokens (Evaluator).
+type EvalEvent struct {
+	Step   int
+	Loss   float64
+	Tokens int
+	Time   time.Duration
+}
+
 // StateEvent reports a change of the run's state ("running", "paused",
 // "restarted", "stopped", "finished").
 type StateEvent struct {
@@ -54,6 +64,7 @@ func (CheckpointEvent) event() {}
 func (WarningEvent) event()    {}
 func (ErrorEvent) event()      {}
 func (StateEvent) event()      {}
+func (EvalEvent) event()       {}
 
 // Bus fans events out without ever blocking the publisher: it keeps the
 // latest step and a bounded history ring, and each subscriber gets a

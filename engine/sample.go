@@ -162,6 +162,17 @@ func linearRows(y, x, w []float32, t, out, in int, beta float32) {
 }
 
 func (f *cpuForward) lastLogits(p *model.Params, toks []int32) []float32 {
+	c, t, d := f.c, len(toks), f.c.Dim
+	f.forward(p, toks)
+	last := f.x[(t-1)*d : t*d]
+	normRows(f.xn[:d], last, p.FinalNorm(), 1, d, c.NormEps)
+	linearRows(f.logits, f.xn[:d], p.Classifier(), 1, c.Vocab, d, 0)
+	return f.logits
+}
+
+// forward runs the layers over toks, leaving the residual stream, [t, Dim]
+// rows before the final norm, in f.x.
+func (f *cpuForward) forward(p *model.Params, toks []int32) {
 	c := f.c
 	t, d, hd, qd, kvd, hid := len(toks), c.Dim, c.HeadDim, c.QDim(), c.KVDim(), c.Hidden
 	emb := p.Embed()
@@ -218,8 +229,4 @@ func (f *cpuForward) lastLogits(p *model.Params, toks []int32) []float32 {
 		}
 		linearRows(f.x, f.h1, w.W2, t, d, hid, 1) // x += g·w2ᵀ
 	}
-	last := f.x[(t-1)*d : t*d]
-	normRows(f.xn[:d], last, p.FinalNorm(), 1, d, c.NormEps)
-	linearRows(f.logits, f.xn[:d], p.Classifier(), 1, c.Vocab, d, 0)
-	return f.logits
 }

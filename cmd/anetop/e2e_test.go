@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -284,5 +285,68 @@ func TestE2EExactResume(t *testing.T) {
 		if fa.Metadata[k] != fb.Metadata[k] {
 			t.Errorf("metadata %s: %q straight, %q resumed", k, fa.Metadata[k], fb.Metadata[k])
 		}
+	}
+}
+
+// TestE2EValidation: validation losses every --eval-every steps and at the
+// end, recorded in the checkpoints of those steps, the best carried across
+// a resume, and the best checkpoint kept however small --keep is.
+func TestE2EValidation(t *testing.T) {
+	dir := t.TempDir()
+	args := append(e2eModel, "--steps", "30", "--ckpt-every", "10", "--eval-every", "10", "--eval-windows", "4", "--keep", "1", "--run-dir", dir)
+	code, evs, stderr := runE2E(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	val := map[int]float64{}
+	for _, e := range evs {
+		if e.Type == "eval" {
+			val[e.Step] = e.Loss
+		}
+	}
+	if len(val) != 3 || val[10] == 0 || val[20] == 0 || val[30] == 0 {
+		t.Fatalf("eval events at %v, want steps 10, 20, 30", val)
+	}
+	if !(val[30] < val[10]) {
+		t.Errorf("validation loss did not fall: %v", val)
+	}
+	best := min(val[10], val[20], val[30])
+	ck, _, err := checkpoint.Latest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ck.Metadata[checkpoint.MetaValLoss]; got != strconv.FormatFloat(val[30], 'g', -1, 64) {
+		t.Errorf("checkpoint 30 val_loss %q, want the eval event's %v", got, val[30])
+	}
+	if got := ck.Metadata[metaBestVal]; got != strconv.FormatFloat(best, 'g', -1, 64) {
+		t.Errorf("checkpoint 30 best_val_loss %q, want %v", got, best)
+	}
+	b, _, err := checkpoint.Best(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Metadata[checkpoint.MetaValLoss] != strconv.FormatFloat(best, 'g', -1, 64) {
+		t.Errorf("Best is step %d with val_loss %s, want %v", b.Step, b.Metadata[checkpoint.MetaValLoss], best)
+	}
+
+	// Resume to 40 without --eval: the best so far is carried over.
+	code, evs, stderr = runE2E(t, append(e2eModel, "--resume", "--steps", "40", "--eval-every", "0", "--run-dir", dir)...)
+	if code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, stderr)
+	}
+	for _, e := range evs {
+		if e.Type == "eval" {
+			t.Errorf("--eval-every 0 still measured: %+v", e)
+		}
+	}
+	ck, _, err = checkpoint.Latest(dir)
+	if err != nil || ck.Step != 40 {
+		t.Fatalf("latest %v, %v; want step 40", ck, err)
+	}
+	if _, ok := ck.Metadata[checkpoint.MetaValLoss]; ok {
+		t.Errorf("checkpoint 40 claims a validation loss that was never measured")
+	}
+	if got := ck.Metadata[metaBestVal]; got != strconv.FormatFloat(best, 'g', -1, 64) {
+		t.Errorf("after resume best_val_loss %q, want %v", got, best)
 	}
 }

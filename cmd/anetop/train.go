@@ -74,6 +74,7 @@ type trainOpts struct {
 	resume                                        resumeFlag
 	init                                          string
 	ckptEvery, sampleEvery, sampleLen, logEvery   int
+	evalEvery, evalWindows                        int
 	keep                                          int
 	json, noTUI                                   bool
 	budget                                        int
@@ -148,6 +149,8 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.IntVar(&o.keep, "keep", checkpoint.DefaultKeep, "checkpoints to keep in the run directory (plus the best)")
 	fs.IntVar(&o.sampleEvery, "sample-every", 100, "generate a sample every N steps (0: never)")
 	fs.IntVar(&o.sampleLen, "sample-len", 64, "tokens per sample")
+	fs.IntVar(&o.evalEvery, "eval-every", 100, "measure the validation loss every N steps and at the end (0: never)")
+	fs.IntVar(&o.evalWindows, "eval-windows", 8, "held-out windows of --seq tokens per validation loss")
 	fs.IntVar(&o.logEvery, "log-every", 10, "print a progress line on stderr every N steps (0: never)")
 	fs.BoolVar(&o.json, "json", false, "write one JSON event per line on stdout, see docs/events.md (implies --no-tui)")
 	fs.BoolVar(&o.noTUI, "no-tui", false, "run headless even when stdout is a terminal")
@@ -207,8 +210,10 @@ func (o *trainOpts) check() error {
 		return bad("--accum is %d; it must be at least 1", o.accum)
 	case o.clip < 0 || math.IsNaN(o.clip) || math.IsInf(o.clip, 0):
 		return bad("--clip is %v; it must be a finite number ≥ 0 (0 disables clipping)", o.clip)
-	case o.ckptEvery < 0 || o.sampleEvery < 0 || o.logEvery < 0:
-		return bad("--ckpt-every, --sample-every and --log-every must be 0 or more")
+	case o.ckptEvery < 0 || o.sampleEvery < 0 || o.logEvery < 0 || o.evalEvery < 0:
+		return bad("--ckpt-every, --sample-every, --eval-every and --log-every must be 0 or more")
+	case o.evalWindows < 1:
+		return bad("--eval-windows is %d; it must be at least 1", o.evalWindows)
 	case o.sampleLen < 1:
 		return bad("--sample-len is %d; it must be at least 1", o.sampleLen)
 	case o.keep < 1:
@@ -333,6 +338,7 @@ const (
 	metaData       = "data"             // the data source's name
 	metaDataCursor = "data_cursor"      // data.Sampler.State()
 	metaSeed       = "seed"
+	metaBestVal    = "best_val_loss" // the lowest validation loss of the run so far
 )
 
 // trainMeta is the run's hyper-parameters as stored in a checkpoint, for
@@ -357,7 +363,7 @@ const (
 
 // snapshot copies the engine's weights and optimizer state into checkpoint
 // tensors and metadata. It is the only part of a save that stalls training.
-func snapshot(e *engine.Engine, sampler *data.Sampler, srcName string, tm trainMeta, tokens int64) ([]checkpoint.Tensor, map[string]string) {
+func snapshot(e *engine.Engine, sampler *data.Sampler, srcName string, tm trainMeta, tokens int64, val valState) ([]checkpoint.Tensor, map[string]string) {
 	p := e.Params()
 	st := e.State() // clones the moments
 	w := slices.Clone(p.Data)
@@ -384,7 +390,22 @@ func snapshot(e *engine.Engine, sampler *data.Sampler, srcName string, tm trainM
 		metaDataCursor: sampler.State(),
 		metaSeed:       strconv.FormatUint(tm.Seed, 10),
 	}
+	if val.step == st.Step && val.measured {
+		md[checkpoint.MetaValLoss] = strconv.FormatFloat(val.loss, 'g', -1, 64)
+	}
+	if !math.IsInf(val.best, 1) {
+		md[metaBestVal] = strconv.FormatFloat(val.best, 'g', -1, 64)
+	}
 	return ts, md
+}
+
+// valState is the run's validation record: the last measurement and the
+// best so far (carried across resumes in the checkpoint metadata).
+type valState struct {
+	measured bool
+	step     int
+	loss     float64
+	best     float64 // +Inf before the first measurement
 }
 
 // resumePoint is what a checkpoint restores.
@@ -397,6 +418,7 @@ type resumePoint struct {
 	data    string
 	cursor  string
 	train   *trainMeta // nil in checkpoints without it
+	bestVal float64    // +Inf if never measured
 }
 
 // decodeCheckpoint reads a training checkpoint's config, weights, moments and
@@ -414,7 +436,14 @@ func decodeCheckpoint(ck *checkpoint.Checkpoint) (*resumePoint, error) {
 		return nil, fail("%v", err)
 	}
 	cfg = cfg.Resolved()
-	rp := &resumePoint{path: ck.Path, config: cfg, data: md[metaData], cursor: md[metaDataCursor]}
+	rp := &resumePoint{path: ck.Path, config: cfg, data: md[metaData], cursor: md[metaDataCursor], bestVal: math.Inf(1)}
+	if b, ok := md[metaBestVal]; ok {
+		v, err := strconv.ParseFloat(b, 64)
+		if err != nil {
+			return nil, fail("metadata %q is %q, not a number", metaBestVal, b)
+		}
+		rp.bestVal = v
+	}
 	if tm, ok := md[metaTrain]; ok {
 		rp.train = &trainMeta{}
 		if err := json.Unmarshal([]byte(tm), rp.train); err != nil || rp.train.Steps < 1 || rp.train.Accum < 1 || !(rp.train.LR > 0) {
@@ -492,6 +521,28 @@ func findResume(path, runDir string, warn func(string)) (*checkpoint.Checkpoint,
 		return nil, err
 	}
 	return ck, nil
+}
+
+// validationWindows returns n windows of seq tokens (inputs and targets)
+// spread evenly over the validation split: the same windows at every
+// measurement, so the curve compares like with like.
+func validationWindows(val *data.Split, seq, n int) (x, y []int32, err error) {
+	if err := val.Check(seq); err != nil {
+		return nil, nil, err
+	}
+	total := val.NumWindows(seq)
+	n = int(min(int64(n), total))
+	x, y = make([]int32, n*seq), make([]int32, n*seq)
+	buf := make([]uint16, seq+1)
+	for j := range n {
+		if err := val.Window(seq, int64(j)*total/int64(n), buf); err != nil {
+			return nil, nil, err
+		}
+		for t := range seq {
+			x[j*seq+t], y[j*seq+t] = int32(buf[t]), int32(buf[t+1])
+		}
+	}
+	return x, y, nil
 }
 
 // openSource resolves --data and --tokenizer for a model of vocabulary
@@ -638,7 +689,7 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 	if rp != nil && rp.data != "" && rp.data != src.Name {
 		warn(fmt.Sprintf("checkpoint was trained on %s, this run uses %s", rp.data, src.Name))
 	}
-	train, _ := src.Tokens.Split(0)
+	train, valSplit := src.Tokens.Split(0)
 	sampler, err := data.NewSampler(train, mc.Seq, o.seed)
 	if err != nil {
 		return err
@@ -646,6 +697,17 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 	if rp != nil && rp.cursor != "" && rp.data == src.Name {
 		if err := sampler.Restore(rp.cursor); err != nil {
 			return fmt.Errorf("checkpoint %s: %w", rp.path, err)
+		}
+	}
+
+	val := valState{best: math.Inf(1)}
+	if rp != nil {
+		val.best = rp.bestVal
+	}
+	var valX, valY []int32
+	if o.evalEvery > 0 {
+		if valX, valY, err = validationWindows(valSplit, mc.Seq, o.evalWindows); err != nil {
+			warn(fmt.Sprintf("no validation loss: %v", err))
 		}
 	}
 
@@ -713,7 +775,7 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 	var saving sync.WaitGroup
 	saveAsync := func(reason string) {
 		step := eng.StepN()
-		ts, md := snapshot(eng, sampler, src.Name, tm, tokens)
+		ts, md := snapshot(eng, sampler, src.Name, tm, tokens, val)
 		saveMu.Lock()
 		lastSaved = step
 		saveMu.Unlock()
@@ -731,7 +793,7 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 	// the event the runner publishes tells the truth about the file.
 	r.Save = func(e *engine.Engine) (string, error) {
 		step := e.StepN()
-		ts, md := snapshot(e, sampler, src.Name, tm, tokens)
+		ts, md := snapshot(e, sampler, src.Name, tm, tokens, val)
 		err := run.Save(step, ts, md)
 		saveMu.Lock()
 		lastSaved = step
@@ -739,12 +801,36 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 		saveMu.Unlock()
 		return run.Path(step), err
 	}
+	var evaluator *engine.Evaluator
+	if valX != nil {
+		evaluator = engine.NewEvaluator(mc)
+	}
+	// evaluate measures the validation loss of the current weights, once per
+	// step; it runs on the runner's goroutine, between steps.
+	evaluate := func() {
+		step := eng.StepN()
+		if evaluator == nil || val.measured && val.step == step {
+			return
+		}
+		t0 := time.Now()
+		loss, err := evaluator.Loss(eng.Params(), valX, valY)
+		if err != nil {
+			bus.Publish(engine.WarningEvent{Step: step, Msg: "validation: " + err.Error()})
+			return
+		}
+		val.measured, val.step, val.loss = true, step, loss
+		val.best = min(val.best, loss)
+		bus.Publish(engine.EvalEvent{Step: step, Loss: loss, Tokens: len(valX), Time: time.Since(t0)})
+	}
 	lastSampled := -1
 	r.Batch = func(x, y []int32) error {
 		// Called before each step with the previous one complete: the point
 		// where a periodic checkpoint or sample sees a consistent state and
 		// the data cursor of the next step.
 		step := eng.StepN()
+		if o.evalEvery > 0 && step > 0 && step%o.evalEvery == 0 {
+			evaluate() // before the checkpoint, which records it
+		}
 		if o.ckptEvery > 0 && step > 0 && step%o.ckptEvery == 0 && step != lastSaved {
 			saveAsync("periodic")
 		}
@@ -818,6 +904,9 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 		reason := "final"
 		if runErr != nil {
 			reason = "interrupt"
+		}
+		if runErr == nil && eng.StepN() == o.steps {
+			evaluate() // the run's last word on the weights, in its checkpoint
 		}
 		if need && (runErr == nil || errors.Is(runErr, context.Canceled)) {
 			saveAsync(reason)
@@ -933,230 +1022,4 @@ func startRun(ctx context.Context, cancel context.CancelFunc, r *engine.Runner, 
 		r.Send(engine.Stop)
 	}
 	return false, false, <-done
-}
-
-// humanLog prints the short progress line on stderr.
-type humanLog struct {
-	w     io.Writer
-	every int
-	total int
-}
-
-func (h *humanLog) event(ev engine.Event, tok *data.Tokenizer) {
-	switch ev := ev.(type) {
-	case engine.StepEvent:
-		s := ev.StepStats
-		n := s.Step + 1 // StepStats.Step is 0-based; people count steps done
-		if h.every == 0 || (n%h.every != 0 && n != 1 && n != h.total) {
-			return
-		}
-		label := "ANE"
-		if s.Emulated {
-			label = "emulator"
-		}
-		fmt.Fprintf(h.w, "step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  %.1f ms/step  util %.1f%% (%s)\n",
-			n, h.total, s.Loss, s.LR, s.TokensPerSec, msec(s.Time), 100*s.Utilisation, label)
-	case engine.SampleEvent:
-		if tok != nil {
-			fmt.Fprintf(h.w, "sample at step %d: %q\n", ev.Step, sampleText(tok, ev.Prompt, ev.Tokens))
-		}
-	case engine.CheckpointEvent:
-		if ev.Err != nil {
-			fmt.Fprintf(h.w, "checkpoint at step %d failed: %v\n", ev.Step, ev.Err)
-		} else {
-			fmt.Fprintf(h.w, "checkpoint %s\n", ev.Path)
-		}
-	case engine.WarningEvent:
-		fmt.Fprintf(h.w, "warning at step %d: %s\n", ev.Step, ev.Msg)
-	case engine.ErrorEvent:
-		fmt.Fprintf(h.w, "error at step %d: %v\n", ev.Step, ev.Err)
-	}
-}
-
-func msec(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func sampleText(tok *data.Tokenizer, prompt, toks []int32) string {
-	all := make([]int, 0, len(prompt)+len(toks))
-	for _, t := range prompt {
-		all = append(all, int(t))
-	}
-	for _, t := range toks {
-		all = append(all, int(t))
-	}
-	return tok.DecodeAll(all)
-}
-
-// jsonSchema is the version of the --json event schema (docs/events.md).
-// Adding fields keeps it; renaming, removing or changing a field's meaning
-// bumps it.
-const jsonSchema = 1
-
-// jfloat marshals non-finite values (a diverged loss) as null, which JSON
-// can represent and encoding/json otherwise refuses.
-type jfloat float64
-
-func (f jfloat) MarshalJSON() ([]byte, error) {
-	v := float64(f)
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return []byte("null"), nil
-	}
-	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
-}
-
-type jsonHeader struct {
-	Schema int    `json:"schema"`
-	Type   string `json:"type"`
-	Time   string `json:"time"`
-	Step   int    `json:"step"`
-}
-
-func header(typ string, step int) jsonHeader {
-	return jsonHeader{Schema: jsonSchema, Type: typ, Time: time.Now().UTC().Format(time.RFC3339Nano), Step: step}
-}
-
-type jsonKernel struct {
-	Name  string `json:"name"`
-	Evals int64  `json:"evals"`
-	MS    jfloat `json:"ms"`
-	FLOPs jfloat `json:"flops"`
-}
-
-type jsonStep struct {
-	jsonHeader
-	Steps        int               `json:"steps"`
-	Loss         jfloat            `json:"loss"`
-	LR           jfloat            `json:"lr"`
-	GradNorm     jfloat            `json:"grad_norm"`
-	LossScale    jfloat            `json:"loss_scale"`
-	Skipped      bool              `json:"skipped"`
-	Tokens       int               `json:"tokens"`
-	MS           jfloat            `json:"ms"`
-	TokensPerSec jfloat            `json:"tokens_per_sec"`
-	DeviceMS     jfloat            `json:"device_ms"`
-	DeviceFLOPS  jfloat            `json:"device_flops_per_sec"`
-	Util         jfloat            `json:"util"`
-	Emulated     bool              `json:"emulated"`
-	DWMS         jfloat            `json:"dw_ms"`
-	DWHiddenMS   jfloat            `json:"dw_hidden_ms"`
-	Phases       map[string]jfloat `json:"phases_ms"`
-	Kernels      []jsonKernel      `json:"kernels"`
-	BudgetUsed   int               `json:"budget_used"`
-	BudgetLimit  int               `json:"budget_limit"`
-}
-
-type jsonSample struct {
-	jsonHeader
-	Prompt      []int32 `json:"prompt"`
-	Tokens      []int32 `json:"tokens"`
-	Text        *string `json:"text"`
-	Temperature jfloat  `json:"temperature"`
-	TopP        jfloat  `json:"top_p"`
-	Seed        uint64  `json:"seed"`
-}
-
-type jsonCheckpoint struct {
-	jsonHeader
-	Path   string `json:"path"`
-	OK     bool   `json:"ok"`
-	Error  string `json:"error,omitempty"`
-	Reason string `json:"reason,omitempty"`
-}
-
-type jsonMessage struct {
-	jsonHeader
-	Message string `json:"message"`
-}
-
-type jsonState struct {
-	jsonHeader
-	State string `json:"state"`
-}
-
-func warningJSON(step int, msg string) any {
-	return jsonMessage{jsonHeader: header("warning", step), Message: msg}
-}
-
-// eventWriter writes --json events, one object a line; it is a no-op without
-// --json. Writes are serialised: events come from the printer goroutine and
-// from setup code.
-type eventWriter struct {
-	mu      sync.Mutex
-	w       io.Writer
-	on      bool
-	reasons map[int]string // step → why its checkpoint was written
-}
-
-func newEventWriter(w io.Writer, on bool) *eventWriter {
-	return &eventWriter{w: w, on: on, reasons: map[int]string{}}
-}
-
-// noteReason records why the checkpoint of step is being written, for its
-// event (published later, when the background save ends).
-func (e *eventWriter) noteReason(step int, reason string) {
-	e.mu.Lock()
-	e.reasons[step] = reason
-	e.mu.Unlock()
-}
-
-func (e *eventWriter) write(v any) {
-	if !e.on {
-		return
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		b, _ = json.Marshal(jsonMessage{jsonHeader: header("error", 0), Message: "encoding event: " + err.Error()})
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.w.Write(append(b, '\n'))
-}
-
-func (e *eventWriter) event(ev engine.Event, total int, tok *data.Tokenizer) {
-	if !e.on {
-		return
-	}
-	switch ev := ev.(type) {
-	case engine.StepEvent:
-		s := ev.StepStats
-		// Step events count steps done (1-based), like every other event's
-		// step and the checkpoint files; StepStats.Step is 0-based.
-		js := jsonStep{jsonHeader: header("step", s.Step+1), Steps: total, Loss: jfloat(s.Loss), LR: jfloat(s.LR),
-			GradNorm: jfloat(s.GradNorm), LossScale: jfloat(s.LossScale), Skipped: s.Skipped, Tokens: s.Tokens,
-			MS: jfloat(msec(s.Time)), TokensPerSec: jfloat(s.TokensPerSec), DeviceMS: jfloat(msec(s.DeviceTime)),
-			DeviceFLOPS: jfloat(s.DeviceFLOPS), Util: jfloat(s.Utilisation), Emulated: s.Emulated,
-			DWMS: jfloat(msec(s.DWTime)), DWHiddenMS: jfloat(msec(s.DWHidden)),
-			Phases: map[string]jfloat{
-				"staging": jfloat(msec(s.Phases.Staging)), "classifier": jfloat(msec(s.Phases.Classifier)),
-				"norms": jfloat(msec(s.Phases.Norms)), "dw_wait": jfloat(msec(s.Phases.DWWait)),
-				"optimizer": jfloat(msec(s.Phases.Optimizer)),
-			},
-			BudgetUsed: s.BudgetUsed, BudgetLimit: s.BudgetLimit}
-		for _, k := range s.Kernels {
-			js.Kernels = append(js.Kernels, jsonKernel{Name: k.Name, Evals: k.Evals, MS: jfloat(msec(k.Time)), FLOPs: jfloat(k.FLOPs)})
-		}
-		e.write(js)
-	case engine.SampleEvent:
-		js := jsonSample{jsonHeader: header("sample", ev.Step), Prompt: ev.Prompt, Tokens: ev.Tokens,
-			Temperature: jfloat(ev.Options.Temperature), TopP: jfloat(ev.Options.TopP), Seed: ev.Options.Seed}
-		if tok != nil {
-			s := sampleText(tok, ev.Prompt, ev.Tokens)
-			js.Text = &s
-		}
-		e.write(js)
-	case engine.CheckpointEvent:
-		e.mu.Lock()
-		reason := e.reasons[ev.Step]
-		e.mu.Unlock()
-		jc := jsonCheckpoint{jsonHeader: header("checkpoint", ev.Step), Path: ev.Path, OK: ev.Err == nil, Reason: reason}
-		if ev.Err != nil {
-			jc.Error = ev.Err.Error()
-		}
-		e.write(jc)
-	case engine.WarningEvent:
-		e.write(warningJSON(ev.Step, ev.Msg))
-	case engine.ErrorEvent:
-		e.write(jsonMessage{jsonHeader: header("error", ev.Step), Message: ev.Err.Error()})
-	case engine.StateEvent:
-		e.write(jsonState{jsonHeader: header("state", ev.Step), State: ev.State})
-	}
 }
