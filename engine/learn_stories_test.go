@@ -63,27 +63,13 @@ func TestItLearnsStories(t *testing.T) {
 	}
 	defer e.Close()
 	rng := rand.New(rand.NewPCG(4, 4))
-	x, y := make([]int32, accum*c.Seq), make([]int32, accum*c.Seq)
-	var tail float64
 	const tailN = 30
-	for step := range steps {
-		for i := range accum {
-			pos := rng.IntN(len(corpus.Tokens) - c.Seq - 1)
-			for j := range c.Seq {
-				x[i*c.Seq+j], y[i*c.Seq+j] = int32(corpus.Tokens[pos+j]), int32(corpus.Tokens[pos+j+1])
-			}
+	tail := trainTail(t, e, steps, tailN, func(x, y []int32) {
+		pos := rng.IntN(len(corpus.Tokens) - c.Seq - 1)
+		for j := range c.Seq {
+			x[j], y[j] = int32(corpus.Tokens[pos+j]), int32(corpus.Tokens[pos+j+1])
 		}
-		st, err := e.Step(x, y)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if step%50 == 0 || step == steps-1 {
-			t.Logf("step %3d loss %.4f lr %.2e grad norm %.3f scale %g (%v)", step, st.Loss, st.LR, st.GradNorm, st.LossScale, st.Time)
-		}
-		if step >= steps-tailN {
-			tail += st.Loss / tailN
-		}
-	}
+	})
 	t.Logf("corpus %d tokens: unigram entropy %.4f nats, bigram conditional entropy %.4f, uniform %.4f; mean loss of the last %d steps %.4f",
 		len(corpus.Tokens), unigram, bigram, math.Log(float64(c.Vocab)), tailN, tail)
 	if tail > bigram || tail > unigram-1.5 {

@@ -92,14 +92,29 @@ func TestItLearns(t *testing.T) {
 	}
 	defer e.Close()
 	rng := rand.New(rand.NewPCG(9, 9))
-	x, y := make([]int32, 2*c.Seq), make([]int32, 2*c.Seq)
-	var tail float64
 	const tailN = 30
+	tail := trainTail(t, e, steps, tailN, func(x, y []int32) {
+		pos := rng.IntN(len(stream) - c.Seq - 1)
+		copy(x, stream[pos:])
+		copy(y, stream[pos+1:])
+	})
+	t.Logf("entropy rate %.4f nats, unigram entropy %.4f, uniform %.4f; mean loss of the last %d steps %.4f",
+		rate, unigram, math.Log(float64(c.Vocab)), tailN, tail)
+	if tail > rate+0.15 || tail > unigram-1 {
+		t.Errorf("loss %.4f: want within 0.15 of the entropy rate %.4f and 1 nat below the unigram entropy %.4f", tail, rate, unigram)
+	}
+}
+
+// trainTail runs steps updates of e, each window filled by fill, logging
+// now and then, and returns the mean loss of the last tailN updates.
+func trainTail(t *testing.T, e *Engine, steps, tailN int, fill func(x, y []int32)) float64 {
+	t.Helper()
+	s, accum := e.mc.Seq, e.cfg.Accum
+	x, y := make([]int32, accum*s), make([]int32, accum*s)
+	var tail float64
 	for step := range steps {
-		for w := range 2 {
-			pos := rng.IntN(len(stream) - c.Seq - 1)
-			copy(x[w*c.Seq:(w+1)*c.Seq], stream[pos:])
-			copy(y[w*c.Seq:(w+1)*c.Seq], stream[pos+1:])
+		for w := range accum {
+			fill(x[w*s:(w+1)*s], y[w*s:(w+1)*s])
 		}
 		st, err := e.Step(x, y)
 		if err != nil {
@@ -109,12 +124,8 @@ func TestItLearns(t *testing.T) {
 			t.Logf("step %3d loss %.4f lr %.2e grad norm %.3f scale %g (%v)", step, st.Loss, st.LR, st.GradNorm, st.LossScale, st.Time)
 		}
 		if step >= steps-tailN {
-			tail += st.Loss / tailN
+			tail += st.Loss / float64(tailN)
 		}
 	}
-	t.Logf("entropy rate %.4f nats, unigram entropy %.4f, uniform %.4f; mean loss of the last %d steps %.4f",
-		rate, unigram, math.Log(float64(c.Vocab)), tailN, tail)
-	if tail > rate+0.15 || tail > unigram-1 {
-		t.Errorf("loss %.4f: want within 0.15 of the entropy rate %.4f and 1 nat below the unigram entropy %.4f", tail, rate, unigram)
-	}
+	return tail
 }

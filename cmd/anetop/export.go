@@ -149,16 +149,12 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 // and verified, or a run directory, whose newest checkpoint that verifies
 // is used (warn is told of every newer file passed over, and why). A file's
 // step comes from its metadata, -1 if it has none. Errors name the path and
-// say what to pass instead.
-// findResume (--resume) and readInitWeights (--init) use it too.
+// say what to pass instead. findResume (--resume) and readInitWeights
+// (--init) use it too.
 func openCheckpoint(path string, warn func(string)) (*checkpoint.Checkpoint, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, fmt.Errorf("checkpoint %s: %w; pass a step-*.safetensors file or a run directory", path, err)
+		return nil, fmt.Errorf("checkpoint %s: %w; pass a step-*.safetensors file or a run directory", path, bareErr(err))
 	}
 	if !fi.IsDir() {
 		f, err := checkpoint.Load(path)

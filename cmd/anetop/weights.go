@@ -24,12 +24,8 @@ import (
 func readInitWeights(path string, warn func(string)) (*model.Params, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
 		// Exit 1 like any unreadable input file, not 2: the flag is fine.
-		return nil, fmt.Errorf("--init %s: %w", path, err)
+		return nil, fmt.Errorf("--init %s: %w", path, bareErr(err))
 	}
 	dir := path
 	if !fi.IsDir() {
@@ -62,4 +58,14 @@ func isSafetensors(path string) bool {
 		return false
 	}
 	return bytes.HasPrefix(bytes.TrimLeft(head[8:], " "), []byte("{"))
+}
+
+// bareErr strips the operation and path from an *os.PathError, for messages
+// that name the path themselves.
+func bareErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
