@@ -31,17 +31,10 @@ func chart(s *lossSeries, w, h int, color bool) string {
 		return placeholder(msg, w, h)
 	}
 
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for i := range s.loss {
-		for _, v := range []float64{s.loss[i], s.avg[i]} {
-			if finite(v) {
-				lo, hi = min(lo, v), max(hi, v)
-			}
-		}
-	}
-	if lo > hi {
+	if !s.ranged {
 		return placeholder("no finite loss yet (NaN/Inf) — see warnings", w, h)
 	}
+	lo, hi := s.lo, s.hi
 	pad := max((hi-lo)*0.05, math.Abs(hi)*0.01, 1e-3)
 	prec := uint(2)
 	if hi-lo < 0.05 {

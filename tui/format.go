@@ -117,10 +117,13 @@ func fit(s string, w int) string {
 	if w <= 0 {
 		return ""
 	}
-	if lipgloss.Width(s) > w {
+	// Measuring is most of a frame's cost: measure once unless truncated.
+	n := lipgloss.Width(s)
+	if n > w {
 		s = ansi.Truncate(s, w, "…")
+		n = lipgloss.Width(s)
 	}
-	if pad := w - lipgloss.Width(s); pad > 0 {
+	if pad := w - n; pad > 0 {
 		s += strings.Repeat(" ", pad)
 	}
 	return s

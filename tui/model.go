@@ -55,6 +55,9 @@ type Model struct {
 	quitting bool // q pressed once: waiting for the checkpoint and stop
 	forced   bool // q pressed twice
 	keys     keyMap
+
+	keyLineW int    // width keyLineS was drawn for
+	keyLineS string // the key line, which changes only with the width
 }
 
 type tickMsg time.Time
@@ -296,6 +299,12 @@ type lossSeries struct {
 	ema   float64
 	have  bool
 	k     int // finite losses seen
+
+	// lo and hi bound the finite losses and averages kept (valid when
+	// ranged), so a frame need not scan the whole history for the chart's
+	// y range.
+	lo, hi float64
+	ranged bool
 }
 
 const seriesCap = 1 << 16
@@ -320,6 +329,8 @@ func (s *lossSeries) add(step int, loss float64) {
 		avg = s.ema
 	}
 	s.steps, s.loss, s.avg = append(s.steps, step), append(s.loss, loss), append(s.avg, avg)
+	s.extend(loss)
+	s.extend(avg)
 	if len(s.steps) >= seriesCap {
 		k := 0
 		for i := 0; i < len(s.steps); i += 2 {
@@ -327,7 +338,25 @@ func (s *lossSeries) add(step int, loss float64) {
 			k++
 		}
 		s.steps, s.loss, s.avg = s.steps[:k], s.loss[:k], s.avg[:k]
+		// The dropped points may have held the extremes.
+		s.ranged = false
+		for i := range s.loss {
+			s.extend(s.loss[i])
+			s.extend(s.avg[i])
+		}
 	}
+}
+
+// extend widens [lo, hi] to v if v is finite.
+func (s *lossSeries) extend(v float64) {
+	if !finite(v) {
+		return
+	}
+	if !s.ranged {
+		s.lo, s.hi, s.ranged = v, v, true
+		return
+	}
+	s.lo, s.hi = min(s.lo, v), max(s.hi, v)
 }
 
 // finite is false for NaN, ±Inf and values too large to be a loss (fp16

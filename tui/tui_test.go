@@ -69,7 +69,7 @@ type rig struct {
 	clk *clock
 }
 
-func newRig(t *testing.T, w, h int) *rig {
+func newRig(t testing.TB, w, h int) *rig {
 	t.Helper()
 	r := &rig{bus: engine.NewBus(1000), ctl: &fakeCtl{}, clk: &clock{t0}}
 	r.m = New(Options{Source: r.bus, Controller: r.ctl, Now: r.clk.now, Info: RunInfo{

@@ -108,8 +108,43 @@ func (m *Model) wideBody(w, h int) string {
 	right = append(right, m.gauges(rightW)...)
 	right = append(right, "", m.rule("optimizer", "", rightW))
 	right = append(right, m.optimizerLines()...)
-	return lipgloss.JoinHorizontal(lipgloss.Top,
-		block(strings.Split(left, "\n"), leftW, h), "  ", block(right, rightW, h))
+	return sideBySide(lines(left, leftW, h), block(right, rightW, h), "  ")
+}
+
+// lines splits s, whose lines are all already exactly w wide, into exactly h
+// lines, padding with blank ones: block without measuring every line again
+// (measuring is most of a frame's cost).
+func lines(s string, w, h int) string {
+	ls := strings.SplitN(s, "\n", h+1)
+	if len(ls) > h {
+		ls = ls[:h]
+	}
+	for len(ls) < h {
+		ls = append(ls, strings.Repeat(" ", w))
+	}
+	return strings.Join(ls, "\n")
+}
+
+// sideBySide joins two blocks of exactly as many lines, each of one width
+// (block's output), line by line with sep between them. It is
+// lipgloss.JoinHorizontal for that case, without measuring every line.
+func sideBySide(left, right, sep string) string {
+	l, r := strings.Split(left, "\n"), strings.Split(right, "\n")
+	var b strings.Builder
+	b.Grow(len(left) + len(right) + len(l)*(len(sep)+1))
+	for i := range max(len(l), len(r)) {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if i < len(l) {
+			b.WriteString(l[i])
+		}
+		b.WriteString(sep)
+		if i < len(r) {
+			b.WriteString(r[i])
+		}
+	}
+	return b.String()
 }
 
 // rule is a section title: "── loss ── 3.2101 · avg 3.3012 ─────".
@@ -398,10 +433,15 @@ func (m *Model) status(w int) string {
 	return fit(msg+dim.Render("  │  ")+ck, w)
 }
 
+// keyLine depends only on the width; it is cached, as rendering the help
+// (with its adaptive colours) is a good part of a frame's cost.
 func (m *Model) keyLine(w int) string {
-	h := help.New()
-	h.Width = w
-	return fit(h.ShortHelpView(m.keys.ShortHelp()), w)
+	if m.keyLineW != w || m.keyLineS == "" {
+		h := help.New()
+		h.Width = w
+		m.keyLineW, m.keyLineS = w, fit(h.ShortHelpView(m.keys.ShortHelp()), w)
+	}
+	return m.keyLineS
 }
 
 func (m *Model) helpView() string {

@@ -173,7 +173,7 @@ func openCheckpoint(path string, warn func(string)) (*checkpoint.Checkpoint, err
 	}
 	if err != nil {
 		if errors.Is(err, checkpoint.ErrNoCheckpoint) {
-			return nil, fmt.Errorf("%v; pass a checkpoint file or a run directory that holds one", err)
+			return nil, fmt.Errorf("%w; pass a checkpoint file or a run directory that holds one", err)
 		}
 		return nil, err
 	}

@@ -46,6 +46,7 @@ Commands available in this build:
   doctor          check the Neural Engine (or, without one, the emulator) end to end
   export          write a checkpoint as a llama2.c model.bin or a Hugging Face model
   mil check FILE  parse and type-check MIL kernel files with the emulator's compiler
+  sample          generate text from a checkpoint (--ckpt PATH|RUN_DIR --prompt TEXT)
   version         print the version and build information
 
 Examples:
@@ -117,6 +118,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return dataCmd(rest, stdout, stderr)
 	case "export":
 		return exportCmd(rest, stdout, stderr)
+	case "sample":
+		return sampleCmd(rest, stdout, stderr)
 	default:
 		return usageError{msg: fmt.Sprintf("unknown command %q", cmd)}
 	}
