@@ -153,6 +153,9 @@ var (
 // kernels whose shapes match, but it lives only as long as the kernel that
 // allocated it: closing that kernel frees it. Eval builds one _ANERequest per
 // distinct binding of surfaces and reuses it on later evaluations.
+// A surface's last Unlock is deferred to its next evaluation, so staging it
+// in several lock passes costs one IOSurfaceLock and one IOSurfaceUnlock
+// (see hwSurface).
 //
 // Beyond ane.Device it reports foreign calls (ForeignCalls) and suspected
 // CPU fallbacks (Stats), and its peak can be set from a measurement
@@ -803,7 +806,7 @@ func (k *neKernel) bind(which IO, ss []*Surface, ts []mil.Type) ([]*hwSurface, e
 		if h.freed.Load() {
 			return nil, fmt.Errorf("eval %s: %v surface %d was freed when kernel %s was closed", k.name, which, i, h.kernel.name)
 		}
-		if h.locks.Load() > 0 {
+		if h.cpuLocked() {
 			return nil, fmt.Errorf("eval %s: %v surface %d is locked; Unlock it before Eval (the engine reads and writes it directly)",
 				k.name, which, i)
 		}
@@ -817,6 +820,16 @@ func (k *neKernel) evalOnWorker(in, out []*hwSurface) error {
 	d, pr := k.dev, k.prog
 	if k.closed.Load() || pr.freed {
 		return errKernelClosed
+	}
+	for _, s := range in {
+		if err := s.prepareEval(); err != nil {
+			return err
+		}
+	}
+	for _, s := range out {
+		if err := s.prepareEval(); err != nil {
+			return err
+		}
 	}
 	key := d.bindingKey(in, out)
 	req, cached := pr.reqs[string(key)]
@@ -933,6 +946,11 @@ func (d *NeuralEngine) freeSurfaces(ss []*hwSurface) {
 		}
 	}
 	for s := range dead {
+		// Undo a kept lock so the IOSurface is released as the caller left
+		// it; an unlock error changes nothing now.
+		s.mu.Lock()
+		s.release()
+		s.mu.Unlock()
 		d.rt.freeSurface(s.ref)
 		delete(d.surfs, s)
 	}
@@ -975,38 +993,117 @@ func (d *NeuralEngine) Close() error {
 }
 
 // hwSurface is an IOSurface behind a Surface; it implements Memory.
+//
+// Locks are coalesced: the Unlock of the last CPU lock does not call
+// IOSurfaceUnlock at once but keeps the IOSurface locked, and a Lock in the
+// same mode before the surface is next evaluated takes that lock over
+// without a foreign call. The kept lock is undone on the worker just before
+// an evaluation that binds the surface (and when the surface is freed), so
+// the Neural Engine never evaluates with a locked surface, and the CPU
+// touches a surface only under a lock taken after its last evaluation: the
+// CPU sees what an evaluation wrote, and an evaluation sees what the CPU
+// wrote, as with eager unlocks. The lock pairs are thus one per surface per
+// stage-and-evaluate however many staging passes the caller makes between
+// two evaluations; the training engine makes two for its inputs (the
+// update's weights, then the activations; the forward's taps, then the
+// gradient). Lock pairs are the costly crossings: 20–50 µs each in the
+// earlier Go port, against about 1 µs for a plain call (peers.md §1.6).
 type hwSurface struct {
 	dev    *NeuralEngine
 	ref    surfaceRef
 	id     uint64
 	kernel *neKernel // the kernel whose NewSurface made it
 	freed  atomic.Bool
-	locks  atomic.Int32 // CPU locks held
+
+	mu     sync.Mutex
+	cpu    int  // CPU locks held (Lock minus Unlock)
+	held   bool // an IOSurface lock kept after the last Unlock, not yet undone
+	heldRO bool // the mode of that lock
 }
 
-// Lock locks the IOSurface for the CPU: one foreign call, so lock once per
-// staging pass, not per tensor (peers.md §1.6: 20–50 µs per lock). The
-// surface must not be used concurrently with the Close of its kernel.
+// Lock locks the IOSurface for the CPU: one foreign call, or none when it
+// takes over the lock the previous Unlock kept (see hwSurface). Lock once
+// per staging pass, not per tensor. The surface must not be used
+// concurrently with the Close of its kernel.
 func (s *hwSurface) Lock(readOnly bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.freed.Load() {
 		return fmt.Errorf("surface was freed when kernel %s was closed", s.kernel.name)
+	}
+	if s.held {
+		if s.heldRO == readOnly {
+			s.held = false
+			s.cpu++
+			return nil
+		}
+		// A lock in the other mode: undo the kept one first, since an
+		// unlock must pass the options of its lock (ane-anchor §1.5).
+		if err := s.release(); err != nil {
+			return err
+		}
 	}
 	if err := s.dev.rt.lockSurface(s.ref, readOnly); err != nil {
 		return err
 	}
-	s.locks.Add(1)
+	s.cpu++
 	return nil
 }
 
-// Unlock ends a Lock, with the same readOnly flag.
+// Unlock ends a Lock, with the same readOnly flag. The last Unlock keeps
+// the IOSurface locked until the surface is next evaluated or locked in the
+// other mode; an error of that deferred IOSurfaceUnlock is returned by the
+// Eval or Lock that makes it.
 func (s *hwSurface) Unlock(readOnly bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.freed.Load() {
 		return fmt.Errorf("surface was freed when kernel %s was closed", s.kernel.name)
+	}
+	if s.cpu == 0 {
+		return errors.New("unlock of a surface that is not locked")
+	}
+	if s.cpu == 1 {
+		// The last CPU lock (nothing is kept while the CPU holds one):
+		// keep it for the next Lock in this mode.
+		s.cpu, s.held, s.heldRO = 0, true, readOnly
+		return nil
 	}
 	if err := s.dev.rt.unlockSurface(s.ref, readOnly); err != nil {
 		return err
 	}
-	s.locks.Add(-1)
+	s.cpu--
+	return nil
+}
+
+// cpuLocked reports whether the CPU holds a lock (a kept lock does not
+// count: the next evaluation undoes it).
+func (s *hwSurface) cpuLocked() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cpu > 0
+}
+
+// prepareEval undoes a kept lock before an evaluation binds the surface, or
+// fails if the CPU still holds one. It runs on the worker.
+func (s *hwSurface) prepareEval() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cpu > 0 {
+		return errors.New("a surface is locked; Unlock it before Eval (the engine reads and writes it directly)")
+	}
+	return s.release()
+}
+
+// release undoes a kept lock; s.mu is held.
+func (s *hwSurface) release() error {
+	if !s.held {
+		return nil
+	}
+	s.held = false
+	if err := s.dev.rt.unlockSurface(s.ref, s.heldRO); err != nil {
+		return fmt.Errorf("unlock surface: %w", err)
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,12 +55,21 @@ type fakeRT struct {
 	evalTime     time.Duration          // how far each evaluation moves the clock
 	emulate      func(name string, text []byte, w mil.Weights, o Options) (Kernel, error)
 	emuOpts      Options
-	padBytes     int // extra bytes per row in the layout the emulating fake reports
+	padBytes     int    // extra bytes per row in the layout the emulating fake reports
+	newModelHook func() // called on the worker inside newModel, with f.mu held
 
 	busy  atomic.Bool
 	pool  atomic.Int32
 	fc    atomic.Int64
 	clock atomic.Int64
+
+	// kinds counts foreign calls by runtime method, and stageLocks counts,
+	// per role of a surface in an evaluation ("in", "out"), how many CPU
+	// locks it took since it was last evaluated: the steady-state
+	// crossings per step broken down, and whether staging locks each
+	// surface once per stage-and-evaluate (foreign_calls_test.go).
+	kinds      map[string]int64
+	stageLocks map[string]map[int]int64
 }
 
 type fakeModel struct {
@@ -75,18 +85,41 @@ type fakeSurface struct {
 	mem   []uint16
 	bytes []byte
 	locks int
+	since int // locks taken since the surface was last bound to an evaluation
 }
 
 type fakeRequest struct{ in, out []surfaceRef }
 
 func newFakeRT(t testing.TB) *fakeRT {
 	return &fakeRT{t: t, root: t.TempDir(),
-		models: map[modelRef]*fakeModel{}, surfaces: map[surfaceRef]*fakeSurface{}, requests: map[requestRef]*fakeRequest{}}
+		models: map[modelRef]*fakeModel{}, surfaces: map[surfaceRef]*fakeSurface{}, requests: map[requestRef]*fakeRequest{},
+		kinds: map[string]int64{}, stageLocks: map[string]map[int]int64{"in": {}, "out": {}}}
+}
+
+// tally counts one foreign call of a kind; the caller holds f.mu.
+func (f *fakeRT) tally(kind string) {
+	f.fc.Add(1)
+	f.kinds[kind]++
+}
+
+// callKinds returns the foreign calls so far by kind.
+func (f *fakeRT) callKinds() map[string]int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.kinds)
+}
+
+// stagingLocks returns, for input and output bindings, how many
+// evaluations found a surface locked n times since its previous
+// evaluation.
+func (f *fakeRT) stagingLocks() map[string]map[int]int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return map[string]map[int]int64{"in": maps.Clone(f.stageLocks["in"]), "out": maps.Clone(f.stageLocks["out"])}
 }
 
 // enter records a worker call and checks the calling discipline.
 func (f *fakeRT) enter(name string) func() {
-	f.fc.Add(1)
 	if f.pool.Load() <= 0 {
 		f.t.Errorf("%s called outside an autorelease pool", name)
 	}
@@ -96,6 +129,7 @@ func (f *fakeRT) enter(name string) func() {
 	}
 	f.mu.Lock()
 	f.log = append(f.log, name)
+	f.tally(name)
 	f.mu.Unlock()
 	return func() { f.busy.Store(false) }
 }
@@ -116,6 +150,9 @@ func (f *fakeRT) newModel(text []byte, weights []weightFile) (modelRef, string, 
 	}
 	m := modelRef(f.handle())
 	f.models[m] = &fakeModel{text: bytes.Clone(text), weights: slices.Clone(weights), id: id}
+	if f.newModelHook != nil {
+		f.newModelHook()
+	}
 	return m, f.root, id, nil
 }
 
@@ -255,6 +292,9 @@ func (f *fakeRT) freeSurface(s surfaceRef) {
 		f.t.Errorf("freeSurface of an unknown or released surface %d", s)
 		return
 	}
+	if f.surfaces[s].locks > 0 {
+		f.t.Errorf("surface %d released while locked", s)
+	}
 	for r, q := range f.requests {
 		if slices.Contains(q.in, s) || slices.Contains(q.out, s) {
 			f.t.Errorf("surface %d released while request %d binds it", s, r)
@@ -265,22 +305,23 @@ func (f *fakeRT) freeSurface(s surfaceRef) {
 
 // lockSurface and unlockSurface may come from any goroutine.
 func (f *fakeRT) lockSurface(s surfaceRef, readOnly bool) error {
-	f.fc.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.tally("lockSurface")
 	fs := f.surfaces[s]
 	if fs == nil {
 		f.t.Errorf("lock of an unknown or released surface %d", s)
 		return errors.New("no surface")
 	}
 	fs.locks++
+	fs.since++
 	return nil
 }
 
 func (f *fakeRT) unlockSurface(s surfaceRef, readOnly bool) error {
-	f.fc.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.tally("unlockSurface")
 	fs := f.surfaces[s]
 	if fs == nil || fs.locks == 0 {
 		f.t.Errorf("unlock of surface %d that is not locked", s)
@@ -326,9 +367,15 @@ func (f *fakeRT) eval(m modelRef, r requestRef) error {
 		f.t.Errorf("eval of model %d (loaded: %v) with request %d (known: %v)", m, fm != nil && fm.loaded, r, q != nil)
 		return errors.New("bad eval")
 	}
-	for _, s := range slices.Concat(q.in, q.out) {
-		if fs := f.surfaces[s]; fs == nil || fs.locks > 0 {
-			f.t.Errorf("eval with surface %d released or locked", s)
+	for role, ss := range map[string][]surfaceRef{"in": q.in, "out": q.out} {
+		for _, s := range ss {
+			fs := f.surfaces[s]
+			if fs == nil || fs.locks > 0 {
+				f.t.Errorf("eval with surface %d released or locked", s)
+				continue
+			}
+			f.stageLocks[role][fs.since]++
+			fs.since = 0
 		}
 	}
 	if f.failEvals > 0 {
@@ -375,12 +422,16 @@ func (f *fakeRT) eval(m modelRef, r requestRef) error {
 }
 
 func (f *fakeRT) poolPush() uintptr {
-	f.fc.Add(1)
+	f.mu.Lock()
+	f.tally("poolPush")
+	f.mu.Unlock()
 	return uintptr(f.pool.Add(1))
 }
 
 func (f *fakeRT) poolPop(tok uintptr) {
-	f.fc.Add(1)
+	f.mu.Lock()
+	f.tally("poolPop")
+	f.mu.Unlock()
 	if n := f.pool.Add(-1); uintptr(n+1) != tok {
 		f.t.Errorf("autorelease pool %d popped out of order (depth %d)", tok, n+1)
 	}
@@ -406,6 +457,16 @@ func (f *fakeRT) emulatedAttrs(m *fakeModel) any {
 		"LiveInputList":  list(m.kernel.Inputs(), m.inStride),
 		"LiveOutputList": list(m.kernel.Outputs(), m.outStri),
 	}}}
+}
+
+// physLocks returns the IOSurface locks the fake holds on surface s.
+func (f *fakeRT) physLocks(s surfaceRef) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fs := f.surfaces[s]; fs != nil {
+		return fs.locks
+	}
+	return -1
 }
 
 // calls returns the log of worker calls and clears it.
