@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/charmbracelet/lipgloss"
@@ -47,19 +48,24 @@ func chart(s *lossSeries, w, h int, color bool) string {
 	cols := w - 8
 	var out []string
 	for range 3 {
-		train, avg := bin(s, cols)
+		train, avg, val := bin(s, cols)
 		opts := []asciigraph.Option{
 			asciigraph.Height(plotH),
 			asciigraph.LowerBound(lo - pad),
 			asciigraph.UpperBound(hi + pad),
 			asciigraph.Precision(prec),
 		}
+		series := [][]float64{train, avg}
+		if val != nil {
+			series = append(series, val)
+		}
 		if color {
-			opts = append(opts, asciigraph.SeriesColors(asciigraph.SkyBlue, asciigraph.Orange),
+			opts = append(opts, asciigraph.SeriesColors(asciigraph.SkyBlue, asciigraph.Orange, asciigraph.LimeGreen),
 				asciigraph.AxisColor(asciigraph.Gray), asciigraph.LabelColor(asciigraph.Gray))
 		} else {
-			// Without colour the average must differ by its glyph.
-			opts = append(opts, asciigraph.SeriesChars(asciigraph.DefaultCharSet, asciigraph.CreateCharSet("•")))
+			// Without colour the average and validation must differ by
+			// their glyphs.
+			opts = append(opts, asciigraph.SeriesChars(asciigraph.DefaultCharSet, asciigraph.CreateCharSet("•"), asciigraph.CreateCharSet("◆")))
 		}
 		if xaxis {
 			first, last := s.steps[0]+1, s.lastStep()+1
@@ -68,7 +74,7 @@ func chart(s *lossSeries, w, h int, color bool) string {
 				asciigraph.XAxisTickCount(max(2, min(cols/14, last-first+1))),
 				asciigraph.XAxisValueFormatter(func(v float64) string { return fmt.Sprintf("%.0f", v) }))
 		}
-		out = strings.Split(strings.TrimRight(asciigraph.PlotMany([][]float64{train, avg}, opts...), "\n"), "\n")
+		out = strings.Split(strings.TrimRight(asciigraph.PlotMany(series, opts...), "\n"), "\n")
 		wide := 0
 		for _, l := range out {
 			wide = max(wide, lipgloss.Width(l))
@@ -94,8 +100,10 @@ func placeholder(msg string, w, h int) string {
 
 // bin maps the series onto cols points: per column the mean of its finite
 // losses (NaN, a gap, when it has none) and the last moving-average value;
-// with fewer points than columns each point spans several columns.
-func bin(s *lossSeries, cols int) (train, avg []float64) {
+// with fewer points than columns each point spans several columns. val is
+// nil without validation losses, else NaN but in the columns of the steps
+// they were measured after: isolated points.
+func bin(s *lossSeries, cols int) (train, avg, val []float64) {
 	n := s.n()
 	train, avg = make([]float64, cols), make([]float64, cols)
 	for c := range cols {
@@ -127,7 +135,21 @@ func bin(s *lossSeries, cols int) (train, avg []float64) {
 	if allNaN(avg) {
 		copy(avg, train)
 	}
-	return train, avg
+	for _, v := range s.val {
+		// The column of the first kept step at or after v.step.
+		i, _ := slices.BinarySearch(s.steps, v.step)
+		if i >= n || !finite(v.loss) {
+			continue
+		}
+		if val == nil {
+			val = make([]float64, cols)
+			for c := range val {
+				val[c] = math.NaN()
+			}
+		}
+		val[min(cols-1, i*cols/n)] = v.loss
+	}
+	return train, avg, val
 }
 
 func allNaN(v []float64) bool {

@@ -184,6 +184,10 @@ func (m *Model) apply(ev engine.Event) {
 		if ev.Err != nil {
 			m.ckpt.err = ev.Err.Error()
 		}
+	case engine.EvalEvent:
+		// Measured after ev.Step steps: the weights the loss of step index
+		// ev.Step−1 (0-based, as the series counts) left behind.
+		m.series.addVal(ev.Step-1, ev.Loss)
 	case engine.WarningEvent:
 		m.warn, m.warnAt = fmt.Sprintf("step %d: %s", ev.Step, ev.Msg), now
 	case engine.ErrorEvent:
@@ -305,6 +309,28 @@ type lossSeries struct {
 	// y range.
 	lo, hi float64
 	ranged bool
+
+	// val holds the validation losses (few: one per --eval-every steps),
+	// by the 0-based step index of the training loss they follow.
+	val     []valPoint
+	bestVal float64 // lowest finite validation loss (valid when len(val) > 0)
+}
+
+type valPoint struct {
+	step int
+	loss float64
+}
+
+// addVal records a validation loss measured after step (0-based).
+func (s *lossSeries) addVal(step int, loss float64) {
+	if n := len(s.val); n > 0 && s.val[n-1].step >= step {
+		return // replayed (see New)
+	}
+	if finite(loss) && (len(s.val) == 0 || loss < s.bestVal || !finite(s.bestVal)) {
+		s.bestVal = loss
+	}
+	s.val = append(s.val, valPoint{step, loss})
+	s.extend(loss)
 }
 
 const seriesCap = 1 << 16
@@ -343,6 +369,9 @@ func (s *lossSeries) add(step int, loss float64) {
 		for i := range s.loss {
 			s.extend(s.loss[i])
 			s.extend(s.avg[i])
+		}
+		for _, v := range s.val {
+			s.extend(v.loss)
 		}
 	}
 }

@@ -528,3 +528,34 @@ func TestHeaderNamesEmulatorOnce(t *testing.T) {
 		t.Errorf("header should read \"emulator · CPU (…)\" once:\n%s", strings.SplitN(v, "\n", 2)[0])
 	}
 }
+
+// TestValidationPoints: eval events become the legend's val and best
+// figures and isolated points in the chart, at the columns of the steps
+// they were measured after.
+func TestValidationPoints(t *testing.T) {
+	r := newRig(t, 250, 70)
+	r.run(100)
+	r.bus.Publish(engine.EvalEvent{Step: 50, Loss: 5.5, Tokens: 1024})
+	r.bus.Publish(engine.EvalEvent{Step: 100, Loss: 5.75, Tokens: 1024})
+	r.tick()
+	v := r.m.View()
+	if !strings.Contains(v, "val 5.7500 (best 5.5000)") {
+		t.Errorf("legend lacks the validation figures:\n%s", v)
+	}
+	if strings.Count(v, "◆") < 2 {
+		t.Errorf("chart lacks the validation points:\n%s", v)
+	}
+	_, _, val := bin(&r.m.series, 50)
+	for c, x := range val {
+		want := math.NaN()
+		switch c {
+		case 49 * 50 / 100:
+			want = 5.5
+		case 49:
+			want = 5.75
+		}
+		if !(x == want || math.IsNaN(x) && math.IsNaN(want)) {
+			t.Errorf("validation column %d = %v, want %v", c, x, want)
+		}
+	}
+}

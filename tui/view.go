@@ -37,6 +37,7 @@ var (
 	badge   = lipgloss.NewStyle().Bold(true).Reverse(true).Padding(0, 1)
 	trainSt = lipgloss.NewStyle().Foreground(lipgloss.Color("117"))
 	avgSt   = lipgloss.NewStyle().Foreground(lipgloss.Color("214"))
+	valSt   = lipgloss.NewStyle().Foreground(lipgloss.Color("118"))
 	helpBox = lipgloss.NewStyle().Border(lipgloss.RoundedBorder()).Padding(1, 2)
 )
 
@@ -243,14 +244,25 @@ func (m *Model) lossLegend() string {
 	if m.series.have {
 		avg = lossText(m.series.ema)
 	}
-	if !colour() {
-		return "train " + bold.Render(lossText(last)) + dim.Render(" · ") + "avg " + avg +
-			dim.Render(" (avg drawn •)")
+	val := ""
+	if n := len(m.series.val); n > 0 {
+		v := m.series.val[n-1]
+		val = fmt.Sprintf(" · val %s (best %s)", lossText(v.loss), lossText(m.series.bestVal))
 	}
-	// The names take the colours of their curves (asciigraph's SkyBlue
-	// and Orange), which is the chart's legend.
+	if !colour() {
+		mark := " (avg drawn •)"
+		if val != "" {
+			mark = " (• avg, ◆ val)"
+		}
+		return "train " + bold.Render(lossText(last)) + dim.Render(" · ") + "avg " + avg + val + dim.Render(mark)
+	}
+	// The names take the colours of their curves (asciigraph's SkyBlue,
+	// Orange and LimeGreen), which is the chart's legend.
+	if val != "" {
+		val = dim.Render(" · ") + valSt.Render("val ") + strings.TrimPrefix(val, " · val ")
+	}
 	return trainSt.Render("train ") + bold.Render(lossText(last)) + dim.Render(" · ") +
-		avgSt.Render("avg ") + avg
+		avgSt.Render("avg ") + avg + val
 }
 
 func (m *Model) stepLegend() string {
