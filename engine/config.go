@@ -36,6 +36,10 @@ type Config struct {
 	// Workers is the parallelism of the optimizer and cross-entropy
 	// passes; 0 means GOMAXPROCS.
 	Workers int
+	// Tracer, if set, receives the step timeline: every kernel evaluation,
+	// CPU phase segment and dW job, and each step (see Span). Nil costs
+	// nothing.
+	Tracer Tracer
 }
 
 // MaxLossScale caps the dynamic loss scale (fp32 gradients stay far from

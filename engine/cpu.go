@@ -3,6 +3,7 @@ package engine
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anetop/anetop/blas"
@@ -62,23 +63,16 @@ func rmsNormBackward(dx, dg, dot, x, g, r, dy []float32, d, s int) {
 
 // crossEntropyRows turns rows [lo, hi) of logits [S, V] into scaled
 // gradients (softmax − onehot)·scale in place and returns the rows' summed
-// loss. Max-subtracted, in float64 sums: stable for any logits.
+// loss. Max-subtracted, the exponentials in float32 (expSum, ~1 ulp), their
+// sums in float64: stable for any logits.
 func crossEntropyRows(logits []float32, targets []int32, v, lo, hi int, scale float32) float64 {
 	var loss float64
 	for t := lo; t < hi; t++ {
 		row := logits[t*v : t*v+v]
-		mx := row[0]
-		for _, z := range row {
-			mx = max(mx, z)
-		}
+		mx := rowMax(row)
 		tg := targets[t]
 		ztg := float64(row[tg] - mx)
-		var sum float64
-		for j, z := range row {
-			e := float32(math.Exp(float64(z - mx)))
-			row[j] = e
-			sum += float64(e)
-		}
+		sum := expSum(row, mx)
 		// −log p_target = log Σ exp(z − max) − (z_target − max).
 		loss += math.Log(sum) - ztg
 		k := scale / float32(sum)
@@ -90,10 +84,49 @@ func crossEntropyRows(logits []float32, targets []int32, v, lo, hi int, scale fl
 	return loss
 }
 
-// dwJob is one unit of the dW worker: C += op(A)·op(B) (an sgemm with β 1),
-// or, with tokens set, the embedding's lookup gradient: row tokens[t] of C
-// gets column t of A [d, s] times alpha.
+// sumSquares is Σx² in a fixed order: four float32 lanes over blocks of
+// 1024 elements, each block's lanes flushed to a float64 sum so that long
+// sums keep their precision. Four independent accumulators, not one: a
+// single chain waits on the previous addition for every element, which
+// made the gradient-norm pass four times slower than its memory traffic.
+func sumSquares(x []float32) float64 {
+	var acc float64
+	for len(x) > 0 {
+		blk := x[:min(len(x), 1024)]
+		x = x[len(blk):]
+		var a0, a1, a2, a3 float32
+		for len(blk) >= 4 {
+			a0 += blk[0] * blk[0]
+			a1 += blk[1] * blk[1]
+			a2 += blk[2] * blk[2]
+			a3 += blk[3] * blk[3]
+			blk = blk[4:]
+		}
+		for _, g := range blk {
+			a0 += g * g
+		}
+		acc += float64((a0 + a1) + (a2 + a3))
+	}
+	return acc
+}
+
+// jobKind is what a dwJob does.
+type jobKind uint8
+
+const (
+	jobSgemm  jobKind = iota // C += op(A)·op(B): a weight gradient
+	jobLookup                // the embedding's lookup gradient
+	jobUpdate                // the chunks of a launched update (update.go)
+)
+
+// dwJob is one unit of the dW worker: C += op(A)·op(B) (an sgemm with β 1);
+// the embedding's lookup gradient (row tokens[t] of C gets column t of A
+// [d, s] times alpha); or the previous update's AdamW, which the worker
+// runs while the main goroutine starts the next step's forward.
 type dwJob struct {
+	kind           jobKind
+	name           string // span name, a constant
+	layer, step    int    // for the span
 	transA, transB bool
 	m, n, k        int
 	alpha          float32
@@ -102,25 +135,41 @@ type dwJob struct {
 	tokens         []int32
 }
 
-// dwWorker runs weight-gradient jobs in order on one goroutine while the
-// caller keeps the device busy. Jobs are values sent over a buffered channel
-// (no allocation); a WaitGroup counts the outstanding ones.
+// dwWorker runs jobs in order on one goroutine while the caller keeps the
+// device busy. Jobs are values sent over a buffered channel (no allocation).
+// submit returns a ticket, the job's position in the order, and waitFor(t)
+// returns once job t is done: the start of a window waits for the previous
+// window's gradient jobs, not for whatever was queued after them. cond also
+// wakes the main goroutine when an update chunk is done (waitState).
 type dwWorker struct {
-	jobs chan dwJob
-	wg   sync.WaitGroup
-	busy time.Duration // written by the worker, read after wait
+	jobs      chan dwJob
+	submitted int64        // tickets issued; only the submitting goroutine touches it
+	done      atomic.Int64 // jobs finished, in order
+	mu        sync.Mutex
+	cond      sync.Cond     // signalled under mu when done grows
+	busy      time.Duration // gradient jobs' time: written by the worker, read after a wait
+	optBusy   time.Duration // update chunks' time, likewise
+	tr        Tracer
+	update    func() // runs a jobUpdate (and its spans, and optBusy)
 }
 
-func newDWWorker() *dwWorker {
-	w := &dwWorker{jobs: make(chan dwJob, 256)}
+func newDWWorker(tr Tracer, update func()) *dwWorker {
+	w := &dwWorker{jobs: make(chan dwJob, 256), tr: tr, update: update}
+	w.cond.L = &w.mu
 	go w.run()
 	return w
 }
 
 func (w *dwWorker) run() {
 	for j := range w.jobs {
+		if j.kind == jobUpdate {
+			w.update()
+			w.jobDone()
+			continue
+		}
 		t0 := time.Now()
-		if j.tokens != nil {
+		switch j.kind {
+		case jobLookup:
 			s := len(j.tokens)
 			for t, tok := range j.tokens {
 				row := j.c[int(tok)*j.n : int(tok)*j.n+j.n]
@@ -128,30 +177,71 @@ func (w *dwWorker) run() {
 					row[c] += j.alpha * j.a[c*s+t]
 				}
 			}
-		} else {
+		case jobSgemm:
 			blas.Sgemm(j.transA, j.transB, j.m, j.n, j.k, j.alpha, j.a, j.lda, j.b, j.ldb, 1, j.c, j.ldc)
 		}
-		w.busy += time.Since(t0)
-		w.wg.Done()
+		t1 := time.Now()
+		w.busy += t1.Sub(t0)
+		if w.tr != nil {
+			w.tr.Span(Span{Track: TrackDW, Name: j.name, Step: j.step, Layer: j.layer, Start: t0, End: t1})
+		}
+		w.jobDone()
 	}
 }
 
-func (w *dwWorker) submit(j dwJob) {
-	w.wg.Add(1)
+func (w *dwWorker) jobDone() {
+	w.mu.Lock()
+	w.done.Add(1)
+	w.cond.Broadcast()
+	w.mu.Unlock()
+}
+
+// broadcast wakes whoever waits on cond (for an update chunk's state).
+func (w *dwWorker) broadcast() {
+	w.mu.Lock()
+	w.cond.Broadcast()
+	w.mu.Unlock()
+}
+
+// waitState blocks until st holds want, rechecking whenever the worker
+// signals progress (see broadcast).
+func (w *dwWorker) waitState(st *atomic.Int32, want int32) {
+	w.mu.Lock()
+	for st.Load() != want {
+		w.cond.Wait()
+	}
+	w.mu.Unlock()
+}
+
+// submit queues j and returns its ticket.
+func (w *dwWorker) submit(j dwJob) int64 {
+	w.submitted++
 	w.jobs <- j
+	return w.submitted
 }
 
 // outer queues dw [out, in] += dy [out, s] · x [in, s]ᵀ.
-func (w *dwWorker) outer(dw, dy []float32, out int, x []float32, in, s int) {
-	w.submit(dwJob{transB: true, m: out, n: in, k: s, alpha: 1, a: dy, lda: s, b: x, ldb: s, c: dw, ldc: in})
+func (w *dwWorker) outer(name string, layer, step int, dw, dy []float32, out int, x []float32, in, s int) int64 {
+	return w.submit(dwJob{name: name, layer: layer, step: step, transB: true, m: out, n: in, k: s, alpha: 1, a: dy, lda: s, b: x, ldb: s, c: dw, ldc: in})
 }
 
-// wait blocks until every queued job is done and returns how long it waited.
-func (w *dwWorker) wait() time.Duration {
-	t0 := time.Now()
-	w.wg.Wait()
-	return time.Since(t0)
+// finished reports whether job t is done, without blocking.
+func (w *dwWorker) finished(t int64) bool { return w.done.Load() >= t }
+
+// waitFor blocks until job t (and so every job before it) is done.
+func (w *dwWorker) waitFor(t int64) {
+	if w.finished(t) {
+		return
+	}
+	w.mu.Lock()
+	for w.done.Load() < t {
+		w.cond.Wait()
+	}
+	w.mu.Unlock()
 }
+
+// wait blocks until every queued job is done.
+func (w *dwWorker) wait() { w.waitFor(w.submitted) }
 
 func (w *dwWorker) close() { w.wait(); close(w.jobs) }
 

@@ -22,7 +22,8 @@
 //     h3 taps; x = x2 + f. The residual stream never leaves fp32.
 //  3. Final RMSNorm, logits [Seq, Vocab] = xfᵀ·clsᵀ (one sgemm, positions as
 //     rows so the softmax runs along contiguous memory), cross-entropy over
-//     the full vocabulary (max-subtracted, float64 sums, parallel over
+//     the full vocabulary (max-subtracted, a float32 exponential accurate to
+//     ~1 ulp, eight at a time with AVX2, float64 sums, parallel over
 //     positions) turned in place into dlogits = (softmax − onehot)·scale/N,
 //     N = Seq·Accum and scale the dynamic loss scale; dxf = clsᵀ·dlogits.
 //     The classifier's dW is queued to the dW worker.
@@ -41,15 +42,19 @@
 //     needed. One parallel pass computes Σg² per task; an inf or NaN (fp16
 //     overflowed in a kernel) halves the loss scale, zeroes the gradient and
 //     skips the update, keeping weights and moments; otherwise the global
-//     norm (of the unscaled gradient) sets the clip factor.
-//  7. One fused, parallel pass: per element, unscale and clip the gradient,
-//     zero it, AdamW (torch.optim.AdamW: β 0.9/0.95, ε 1e-8, decoupled
-//     weight decay on matrices only — model.Kind.Matrix, the embedding
-//     included, norm gains excluded), and, per layer task, restage the
-//     layer's two surfaces in fp16 as soon as its weights are final.
-//     The learning rate warms up linearly over Warmup updates, then follows
-//     a cosine to MinLR at Steps (Config.LRAt). After ScaleWindow clean
-//     updates the loss scale doubles (up to MaxLossScale).
+//     norm (of the unscaled gradient) sets the clip factor, and the update
+//     is decided: its learning rate, clip factor and bias corrections are
+//     fixed, and Step returns.
+//  7. The update itself — per element, unscale and clip the gradient, zero
+//     it, AdamW (torch.optim.AdamW: β 0.9/0.95, ε 1e-8, decoupled weight
+//     decay on matrices only — model.Kind.Matrix, the embedding included,
+//     norm gains excluded), and per layer restage its two surfaces in fp16
+//     — runs at the start of the next Step, overlapped with its forward
+//     (see Overlap). Whatever reads the weights from outside (Params,
+//     State, Generate) applies a pending update first, so callers never see
+//     the difference. The learning rate warms up linearly over Warmup
+//     updates, then follows a cosine to MinLR at Steps (Config.LRAt). After
+//     ScaleWindow clean updates the loss scale doubles (up to MaxLossScale).
 //
 // # Overlap
 //
@@ -63,8 +68,36 @@
 // sgemms too, and on two cores two single-threaded callers beat two callers
 // sharing one thread pool; the classifier, which runs while the worker is
 // idle, switches back to all threads for its two sgemms. StepStats.DWTime
-// is the worker's busy time and DWHidden the part of it the main goroutine
-// did not wait for.
+// is the worker's gradient time and DWHidden the part of it the main
+// goroutine did not wait for.
+//
+// The forward has the opposite problem: the device uses one core and the
+// worker is idle. So the previous update runs there, split in chunks: one
+// per layer (AdamW on its tensors, then its surfaces restaged), in the
+// order the forward needs them, then pieces of ~64k values of the other
+// tensors (embedding, final norm, an untied classifier). Step marks the
+// embedding rows its windows look up, hands the chunks to the worker,
+// updates those rows itself and looks them up. Before layer l the forward
+// needs chunk l done, and before the final norm all of them; a chunk the
+// worker has not taken yet the main goroutine takes and runs itself
+// rather than wait, so a slow worker costs no more than the old parallel
+// pass. Each chunk is taken once (compare and swap) and every element goes
+// through the same adamwRange whoever runs it, so the weights are bit for
+// bit those of an update applied at once (TestOverlappedUpdateExact), and
+// resuming from a checkpoint stays exact. The forward's sgemms stay on one
+// BLAS thread even once the worker is idle: OpenBLAS's results depend on
+// its thread count, and a count that followed the worker's timing would
+// make runs irreproducible. The main goroutine's share (rows, chunks it
+// took, waits) counts as Phases.Optimizer; StepStats.OptimizerOverlap is
+// the worker's.
+//
+// # Timeline
+//
+// Config.Tracer receives every kernel evaluation, CPU phase segment, dW
+// job, the worker's AdamW (a span per layer and one for the rest) and each
+// step as a Span on a Track (step, cpu, device, dW worker);
+// internal/trace writes them as a Chrome/Perfetto trace file. With no
+// tracer, the only cost is a nil check per segment.
 //
 // # Events and commands
 //

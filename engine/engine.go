@@ -3,8 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/anetop/anetop/ane"
@@ -58,10 +58,23 @@ type Engine struct {
 	targets        []int32
 
 	dw     *dwWorker
+	dwTk   int64  // ticket of the last gradient job queued
+	tr     Tracer // Config.Tracer; nil: no spans
 	pool   *pool
 	opt    []optTask
 	part   []float64 // per optimizer task: Σg²
 	optErr []error   // per optimizer task: a surface lock failure
+
+	// The update in flight (update.go): decided but not applied, or
+	// being applied in chunks while the next step's forward runs.
+	pending  bool           // decided, not yet launched or applied
+	async    bool           // launched: chunks may still be running
+	chunks   []updChunk     // the update's pieces: the layers first, in order
+	chunkSt  []atomic.Int32 // per chunk: chunkFree, chunkTaken, chunkDone
+	marked   []bool         // per vocabulary row: updated by launch for the lookup
+	markList []int32        // the rows set in marked
+	wscratch []float32      // staging scratch of the worker's chunks
+	mscratch []float32      // staging scratch of the main goroutine's chunks
 
 	// State of the pool's current phase.
 	phase       int
@@ -110,7 +123,7 @@ func New(cfg Config) (*Engine, error) {
 	} else {
 		p.Init(cfg.Seed)
 	}
-	e := &Engine{cfg: cfg, mc: mc, lay: lay, dev: cfg.Device, params: p, lossScale: cfg.LossScale}
+	e := &Engine{cfg: cfg, mc: mc, lay: lay, dev: cfg.Device, params: p, lossScale: cfg.LossScale, tr: cfg.Tracer}
 	for _, id := range model.Kernels {
 		prog, w, err := lay.Build(id)
 		if err != nil {
@@ -162,7 +175,11 @@ func New(cfg Config) (*Engine, error) {
 	e.buildOptTasks()
 	e.part = make([]float64, len(e.opt))
 	e.optErr = make([]error, len(e.opt))
-	e.dw = newDWWorker()
+	e.buildChunks()
+	e.marked = make([]bool, v)
+	e.markList = make([]int32, 0, min(v, cfg.Accum*s))
+	e.wscratch, e.mscratch = f(lay.ScratchSize()), f(lay.ScratchSize())
+	e.dw = newDWWorker(e.tr, e.updateJob)
 	e.pool = newPool(workers, e.task)
 	// The dW worker and the device (the emulator's matmuls are sgemms too)
 	// run at the same time; on two cores one BLAS thread each beats two
@@ -227,8 +244,12 @@ func (e *Engine) Close() error {
 	return errors.Join(errs...)
 }
 
-// Params returns the fp32 master weights (live: do not modify during a step).
-func (e *Engine) Params() *model.Params { return e.params }
+// Params returns the fp32 master weights (live: do not modify during a
+// step), first applying the last step's update if it is still in flight.
+func (e *Engine) Params() *model.Params {
+	e.settle() // an error stays in optErr and fails the next Step
+	return e.params
+}
 
 // Model returns the resolved model config.
 func (e *Engine) Model() model.Config { return e.mc }
@@ -239,16 +260,44 @@ func (e *Engine) LossScale() float64 { return e.lossScale }
 // StepN is the number of steps taken (applied or skipped).
 func (e *Engine) StepN() int { return e.stepN }
 
-func (e *Engine) eval(id model.KernelID, in *ane.Surface) error {
+// eval runs kernel id for layer l on input surface in.
+func (e *Engine) eval(id model.KernelID, l int, in *ane.Surface) error {
+	t0 := time.Now()
 	if err := e.kern[id].Eval(e.evalIn(in), e.out[id:id+1]); err != nil {
 		return fmt.Errorf("engine: eval %v: %w", id, err)
+	}
+	if e.tr != nil {
+		e.tr.Span(Span{Track: TrackDevice, Name: kernelNames[id], Step: e.stepN, Layer: l, Start: t0, End: time.Now()})
 	}
 	return nil
 }
 
+// kernelNames are the kernels' span names, made once so that a span does
+// not format one.
+var kernelNames = func() (n [model.NumKernels]string) {
+	for id := range n {
+		n[id] = model.KernelID(id).String()
+	}
+	return n
+}()
+
+// waitDW waits for the gradient jobs queued so far, as CPU phase "dW wait"
+// (no span when they are already done).
+func (e *Engine) waitDW() {
+	if e.dw.finished(e.dwTk) {
+		return
+	}
+	t := time.Now()
+	e.dw.waitFor(e.dwTk)
+	e.lap(phDWWait, t, -1)
+}
+
 // Step runs one optimizer update: forward and backward over Accum windows
 // (x and y hold Accum·Seq tokens, y the targets), then, unless the gradient
-// overflowed, clipping, AdamW and restaging.
+// overflowed, clipping and AdamW with restaging. The AdamW pass itself is
+// applied during the next Step's forward, or when Params, State or
+// Generate first read the weights (see update.go), which callers cannot
+// tell apart from an update applied before Step returned.
 func (e *Engine) Step(x, y []int32) (StepStats, error) {
 	if e.closed {
 		return StepStats{}, errors.New("engine: closed")
@@ -263,25 +312,31 @@ func (e *Engine) Step(x, y []int32) (StepStats, error) {
 			return StepStats{}, fmt.Errorf("engine: token %d or target %d at %d is outside the vocabulary of %d", x[i], y[i], i, v)
 		}
 	}
+	if err := e.optError(); err != nil {
+		return StepStats{}, err
+	}
 	t0 := time.Now()
 	e.stats = StepStats{Step: e.stepN, LossScale: e.lossScale, Tokens: len(x)}
-	e.dw.busy = 0
+	e.dw.busy, e.dw.optBusy = 0, 0
+	e.launch(x)
 	var loss float64
 	for w := range e.cfg.Accum {
 		l, err := e.window(x[w*s:(w+1)*s], y[w*s:(w+1)*s])
 		if err != nil {
-			e.dw.wait()
+			e.drain()
 			return StepStats{}, err
 		}
 		loss += l
 	}
-	e.stats.Phases.DWWait += e.dw.wait()
+	e.waitDW()
 	e.stats.Loss = loss / float64(e.cfg.Accum)
-	if err := e.update(); err != nil {
-		return StepStats{}, err
+	e.decide()
+	end := time.Now()
+	if e.tr != nil {
+		e.tr.Span(Span{Track: TrackStep, Name: "step", Step: e.stepN, Layer: -1, Start: t0, End: end})
 	}
 	e.stepN++
-	e.finishStats(time.Since(t0))
+	e.finishStats(end.Sub(t0))
 	return e.stats, nil
 }
 
@@ -292,11 +347,11 @@ func (e *Engine) window(x, y []int32) (float64, error) {
 	c, lay := e.mc, e.lay
 	d, s, h, q, kv, v := c.Dim, c.Seq, c.Hidden, c.QDim(), c.KVDim(), c.Vocab
 	eps := c.NormEps
-	st := &e.stats.Phases
 	// The previous window's dW jobs read the buffers this one overwrites.
-	st.DWWait += e.dw.wait()
+	e.waitDW()
 
-	// Embedding: column t of the stream is row x[t] of the table.
+	// Embedding: column t of the stream is row x[t] of the table (rows
+	// launch already brought up to date).
 	emb := e.params.Embed()
 	xs := e.xs
 	for t, tok := range x {
@@ -306,12 +361,15 @@ func (e *Engine) window(x, y []int32) (float64, error) {
 		}
 	}
 	for l := range c.Layers {
+		if e.async {
+			e.waitLayer(l) // its weights, norm gains and surfaces
+		}
 		lb, w := &e.layers[l], e.params.Layer(l)
 		ai, fi := e.ain[l], e.fin[l]
 		t := time.Now()
 		copy(lb.x, xs)
 		rmsNorm(lb.xn, lb.rAttn, lb.x, w.AttnNorm, d, s, eps)
-		t = lap(&st.Norms, t)
+		t = e.lap(phNorms, t, l)
 		if err := lock(false, ai); err != nil {
 			return 0, err
 		}
@@ -319,8 +377,8 @@ func (e *Engine) window(x, y []int32) (float64, error) {
 		if err := unlock(false, ai); err != nil {
 			return 0, err
 		}
-		t = lap(&st.Staging, t)
-		if err := e.eval(model.AttnFwd, ai); err != nil {
+		t = e.lap(phStaging, t, l)
+		if err := e.eval(model.AttnFwd, l, ai); err != nil {
 			return 0, err
 		}
 		t = time.Now()
@@ -339,9 +397,9 @@ func (e *Engine) window(x, y []int32) (float64, error) {
 		for i := range lb.x2 {
 			lb.x2[i] = lb.x[i] + e.tmpD[i]
 		}
-		t = lap(&st.Staging, t)
+		t = e.lap(phStaging, t, l)
 		rmsNorm(lb.xn2, lb.rFFN, lb.x2, w.FFNNorm, d, s, eps)
-		t = lap(&st.Norms, t)
+		t = e.lap(phNorms, t, l)
 		if err := lock(false, fi); err != nil {
 			return 0, err
 		}
@@ -349,8 +407,8 @@ func (e *Engine) window(x, y []int32) (float64, error) {
 		if err := unlock(false, fi); err != nil {
 			return 0, err
 		}
-		lap(&st.Staging, t)
-		if err := e.eval(model.FFNFwd, fi); err != nil {
+		e.lap(phStaging, t, l)
+		if err := e.eval(model.FFNFwd, l, fi); err != nil {
 			return 0, err
 		}
 		t = time.Now()
@@ -368,18 +426,22 @@ func (e *Engine) window(x, y []int32) (float64, error) {
 		for i := range xs {
 			xs[i] = lb.x2[i] + e.tmpD[i]
 		}
-		lap(&st.Staging, t)
+		e.lap(phStaging, t, l)
 	}
 
-	// Final norm, classifier, cross-entropy: the worker is idle here, so the
-	// sgemms may use every BLAS thread.
+	// Final norm, classifier, cross-entropy: once the update's last job is
+	// done the worker is idle, so the sgemms may use every BLAS thread.
+	if e.async {
+		e.finishUpdate()
+	}
 	t := time.Now()
 	rmsNorm(e.xf, e.rf, xs, e.params.FinalNorm(), d, s, eps)
-	t = lap(&st.Norms, t)
+	t = e.lap(phNorms, t, -1)
 	blas.SetThreads(0)
 	cls := e.params.Classifier()
 	// logits [S, V] = xfᵀ·clsᵀ: rows per position, so the softmax is contiguous.
 	blas.Sgemm(true, true, s, v, d, 1, e.xf, s, cls, d, 0, e.logits, v)
+	t = e.lapAs(phClassifier, "logits", t, -1)
 	// dlogits = (softmax − onehot)·scale/(S·Accum): the mean over the update's
 	// tokens, times the loss scale so fp16 gradients stay above underflow.
 	e.targets = y
@@ -391,6 +453,7 @@ func (e *Engine) window(x, y []int32) (float64, error) {
 		loss += l
 	}
 	loss /= float64(s)
+	t = e.lapAs(phClassifier, "cross-entropy", t, -1)
 	// dxf [D, S] = clsᵀ·dlogitsᵀ.
 	blas.Sgemm(true, true, d, s, v, 1, cls, d, e.logits, v, 0, e.tmpD, s)
 	blas.SetThreads(1)
@@ -399,13 +462,13 @@ func (e *Engine) window(x, y []int32) (float64, error) {
 	if c.Tied {
 		gcls = model.Slice(c, e.grad, model.Embed, -1)
 	}
-	e.dw.submit(dwJob{transA: true, transB: true, m: v, n: d, k: s, alpha: 1, a: e.logits, lda: v, b: e.xf, ldb: s, c: gcls, ldc: d})
-	t = lap(&st.Classifier, t)
+	e.dwTk = e.dw.submit(dwJob{name: "dWcls", layer: -1, step: e.stepN, transA: true, transB: true, m: v, n: d, k: s, alpha: 1, a: e.logits, lda: v, b: e.xf, ldb: s, c: gcls, ldc: d})
+	t = e.lapAs(phClassifier, "classifier backward", t, -1)
 	for i := range e.dx {
 		e.dx[i] = 0
 	}
 	rmsNormBackward(e.dx, model.Slice(c, e.grad, model.FinalNorm, -1), e.dot, xs, e.params.FinalNorm(), e.rf, e.tmpD, d, s)
-	lap(&st.Norms, t)
+	e.lap(phNorms, t, -1)
 
 	// Backward, layer by layer in reverse. e.dx is ∂L/∂(stream) × scale.
 	for l := c.Layers - 1; l >= 0; l-- {
@@ -420,8 +483,8 @@ func (e *Engine) window(x, y []int32) (float64, error) {
 		if err := unlock(false, fi); err != nil {
 			return 0, err
 		}
-		lap(&st.Staging, t)
-		if err := e.eval(model.FFNBwd, fi); err != nil {
+		e.lap(phStaging, t, l)
+		if err := e.eval(model.FFNBwd, l, fi); err != nil {
 			return 0, err
 		}
 		t = time.Now()
@@ -435,13 +498,13 @@ func (e *Engine) window(x, y []int32) (float64, error) {
 		if err := unlock(true, o); err != nil {
 			return 0, err
 		}
-		t = lap(&st.Staging, t)
-		e.dw.outer(gw.W1, lb.dh1, h, lb.xn2, d, s)
-		e.dw.outer(gw.W3, lb.dh3, h, lb.xn2, d, s)
-		e.dw.outer(gw.W2, lb.df, d, lb.g, h, s)
+		t = e.lap(phStaging, t, l)
+		e.dwTk = e.dw.outer("dW1", l, e.stepN, gw.W1, lb.dh1, h, lb.xn2, d, s)
+		e.dwTk = e.dw.outer("dW3", l, e.stepN, gw.W3, lb.dh3, h, lb.xn2, d, s)
+		e.dwTk = e.dw.outer("dW2", l, e.stepN, gw.W2, lb.df, d, lb.g, h, s)
 		// dx2 = dx + RMSNormBackward(ffn dx): accumulated into e.dx.
 		rmsNormBackward(e.dx, gw.FFNNorm, e.dot, lb.x2, w.FFNNorm, lb.rFFN, e.tmpD, d, s)
-		t = lap(&st.Norms, t)
+		t = e.lap(phNorms, t, l)
 		copy(lb.do, e.dx)
 		if err := lock(false, ai); err != nil {
 			return 0, err
@@ -450,8 +513,8 @@ func (e *Engine) window(x, y []int32) (float64, error) {
 		if err := unlock(false, ai); err != nil {
 			return 0, err
 		}
-		lap(&st.Staging, t)
-		if err := e.eval(model.AttnBwd, ai); err != nil {
+		e.lap(phStaging, t, l)
+		if err := e.eval(model.AttnBwd, l, ai); err != nil {
 			return 0, err
 		}
 		t = time.Now()
@@ -466,72 +529,19 @@ func (e *Engine) window(x, y []int32) (float64, error) {
 		if err := unlock(true, o); err != nil {
 			return 0, err
 		}
-		t = lap(&st.Staging, t)
-		e.dw.outer(gw.Wo, lb.do, d, lb.attn, q, s)
-		e.dw.outer(gw.Wq, lb.dq, q, lb.xn, d, s)
-		e.dw.outer(gw.Wk, lb.dk, kv, lb.xn, d, s)
-		e.dw.outer(gw.Wv, lb.dv, kv, lb.xn, d, s)
+		t = e.lap(phStaging, t, l)
+		e.dwTk = e.dw.outer("dWo", l, e.stepN, gw.Wo, lb.do, d, lb.attn, q, s)
+		e.dwTk = e.dw.outer("dWq", l, e.stepN, gw.Wq, lb.dq, q, lb.xn, d, s)
+		e.dwTk = e.dw.outer("dWk", l, e.stepN, gw.Wk, lb.dk, kv, lb.xn, d, s)
+		e.dwTk = e.dw.outer("dWv", l, e.stepN, gw.Wv, lb.dv, kv, lb.xn, d, s)
 		rmsNormBackward(e.dx, gw.AttnNorm, e.dot, lb.x, w.AttnNorm, lb.rAttn, e.tmpD, d, s)
-		lap(&st.Norms, t)
+		e.lap(phNorms, t, l)
 	}
 	// The embedding's lookup gradient goes through the worker too: with a
 	// tied classifier it adds into the same rows as the classifier's dW, and
 	// the worker's order makes that race-free.
-	e.dw.submit(dwJob{alpha: 1, a: e.dx, c: model.Slice(c, e.grad, model.Embed, -1), n: d, tokens: x})
+	e.dwTk = e.dw.submit(dwJob{kind: jobLookup, name: "dEmbed", layer: -1, step: e.stepN, alpha: 1, a: e.dx, c: model.Slice(c, e.grad, model.Embed, -1), n: d, tokens: x})
 	return loss, nil
-}
-
-func lap(acc *time.Duration, t time.Time) time.Time {
-	now := time.Now()
-	*acc += now.Sub(t)
-	return now
-}
-
-// update unscales, checks, clips and applies AdamW, fused with restaging
-// each layer's surfaces, or skips the update on an overflowed gradient.
-func (e *Engine) update() error {
-	t0 := time.Now()
-	defer func() { e.stats.Phases.Optimizer += time.Since(t0) }()
-	e.phase = phaseNorm
-	e.pool.run(len(e.opt))
-	var ss float64
-	for _, p := range e.part {
-		ss += p
-	}
-	norm := math.Sqrt(ss) / e.lossScale
-	e.stats.LR = e.cfg.LRAt(e.stepN)
-	e.stats.GradNorm = norm
-	if math.IsNaN(norm) || math.IsInf(norm, 0) {
-		// fp16 overflowed somewhere below the classifier: this update's
-		// gradient is garbage. Halve the scale, drop it, keep the weights.
-		e.stats.Skipped = true
-		e.lossScale = max(1, e.lossScale/2)
-		e.clean = 0
-		e.phase = phaseZero
-		e.pool.run(len(e.opt))
-		return nil
-	}
-	gs := 1 / e.lossScale
-	if e.cfg.Clip > 0 && norm > e.cfg.Clip {
-		gs *= e.cfg.Clip / norm
-	}
-	e.adam++
-	e.lr, e.gscale = float32(e.stats.LR), float32(gs)
-	e.bc1 = float32(1 - math.Pow(e.cfg.Beta1, float64(e.adam)))
-	e.bc2 = float32(1 - math.Pow(e.cfg.Beta2, float64(e.adam)))
-	e.phase = phaseUpdate
-	e.pool.run(len(e.opt))
-	for _, err := range e.optErr {
-		if err != nil {
-			return err
-		}
-	}
-	e.clean++
-	if e.clean >= e.cfg.ScaleWindow && e.lossScale < MaxLossScale {
-		e.lossScale *= 2
-		e.clean = 0
-	}
-	return nil
 }
 
 // task is the pool's dispatch: cross-entropy rows, or one optimizer task of
@@ -545,15 +555,7 @@ func (e *Engine) task(i, worker int) {
 	case phaseNorm:
 		var acc float64
 		for _, r := range e.opt[i].ranges {
-			var a32 float32
-			for j, g := range e.grad[r.lo:r.hi] {
-				a32 += g * g
-				if j&1023 == 1023 { // flush to float64 so long sums keep precision
-					acc += float64(a32)
-					a32 = 0
-				}
-			}
-			acc += float64(a32)
+			acc += sumSquares(e.grad[r.lo:r.hi])
 		}
 		e.part[i] = acc
 	case phaseZero:
@@ -564,31 +566,6 @@ func (e *Engine) task(i, worker int) {
 		e.adamw(&e.opt[i])
 		if l := e.opt[i].layer; l >= 0 {
 			e.optErr[i] = e.stageLayer(l, e.scratch[worker])
-		}
-	}
-}
-
-// adamw is torch.optim.AdamW on one task's ranges: decoupled decay
-// w ← w·(1 − lr·wd) on matrices, then w ← w − lr·m̂/(√v̂ + ε); the gradient
-// is unscaled and clipped on the fly and zeroed for the next update.
-func (e *Engine) adamw(t *optTask) {
-	b1, b2 := float32(e.cfg.Beta1), float32(e.cfg.Beta2)
-	lr, gs, eps := e.lr, e.gscale, float32(e.cfg.Eps)
-	ib1, ib2 := 1/e.bc1, 1/e.bc2
-	decay := 1 - lr*float32(e.cfg.WeightDecay)
-	w, gr, m, v := e.params.Data, e.grad, e.m, e.v
-	for _, r := range t.ranges {
-		dk := float32(1)
-		if r.decay {
-			dk = decay
-		}
-		for i := r.lo; i < r.hi; i++ {
-			g := gr[i] * gs
-			gr[i] = 0
-			mi := b1*m[i] + (1-b1)*g
-			vi := b2*v[i] + (1-b2)*g*g
-			m[i], v[i] = mi, vi
-			w[i] = w[i]*dk - lr*(mi*ib1)/(float32(math.Sqrt(float64(vi*ib2)))+eps)
 		}
 	}
 }

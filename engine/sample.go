@@ -28,6 +28,7 @@ type SampleOptions struct {
 // new token: no KV cache, quadratic in the context, simple and exact enough
 // for the sample panel. It must not run concurrently with Step.
 func (e *Engine) Generate(prompt []int32, n int, opt SampleOptions) ([]int32, error) {
+	e.settle() // an error stays in optErr and fails the next Step
 	return Generate(e.params, prompt, n, opt)
 }
 

@@ -25,7 +25,7 @@ func TestDynamicLossScale(t *testing.T) {
 	skipped, applied := 0, 0
 	var scales []float64
 	for range 40 {
-		before := slices.Clone(e.params.Data)
+		before := slices.Clone(e.Params().Data)
 		st, err := e.Step(x, y)
 		if err != nil {
 			t.Fatal(err)
@@ -36,7 +36,7 @@ func TestDynamicLossScale(t *testing.T) {
 			if applied > 0 {
 				continue // a later overflow after growth is legitimate
 			}
-			if !slices.Equal(before, e.params.Data) {
+			if !slices.Equal(before, e.Params().Data) {
 				t.Fatal("a skipped update changed the weights")
 			}
 			if e.LossScale() != st.LossScale/2 {
@@ -49,7 +49,7 @@ func TestDynamicLossScale(t *testing.T) {
 			}
 		} else {
 			applied++
-			if slices.Equal(before, e.params.Data) {
+			if slices.Equal(before, e.Params().Data) {
 				t.Fatal("an applied update left the weights unchanged")
 			}
 		}

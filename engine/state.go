@@ -14,8 +14,10 @@ type State struct {
 	M, V      []float32 // Adam moments, in the parameters' flat order
 }
 
-// State returns a copy of the optimizer state.
+// State returns a copy of the optimizer state (after the last step's
+// update, which it applies if it is still in flight).
 func (e *Engine) State() State {
+	e.settle() // an error stays in optErr and fails the next Step
 	return State{Step: e.stepN, Updates: e.adam, LossScale: e.lossScale, Clean: e.clean,
 		M: slices.Clone(e.m), V: slices.Clone(e.v)}
 }
@@ -30,6 +32,7 @@ func (e *Engine) Restore(weights []float32, st State) error {
 	if !(st.LossScale >= 1) || st.LossScale > MaxLossScale {
 		return fmt.Errorf("engine: restored loss scale %v outside [1, %d]", st.LossScale, MaxLossScale)
 	}
+	e.drain()
 	copy(e.params.Data, weights)
 	clear(e.m)
 	clear(e.v)
@@ -43,6 +46,7 @@ func (e *Engine) Restore(weights []float32, st State) error {
 // Reset restarts training from the initial weights of Config (Params, or
 // Init(Seed)) with fresh optimizer state.
 func (e *Engine) Reset() error {
+	e.drain()
 	if e.cfg.Params != nil {
 		copy(e.params.Data, e.cfg.Params.Data)
 	} else {

@@ -19,8 +19,12 @@ type Phases struct {
 	Staging    time.Duration // fp32↔fp16 activation writes, reads, tap copies, residual adds
 	Classifier time.Duration // logits, cross-entropy, classifier backward (sync part)
 	Norms      time.Duration // RMSNorm forward and backward
-	DWWait     time.Duration // waiting for the dW worker
-	Optimizer  time.Duration // norm, clip, AdamW and weight restaging
+	DWWait     time.Duration // waiting for the dW worker's gradient jobs
+	// Optimizer is the update's time on the critical path: the gradient
+	// norm and the decision at the end of the step, the looked-up
+	// embedding rows and the waits for the worker's AdamW jobs at the
+	// start of the next (see OptimizerOverlap).
+	Optimizer time.Duration
 }
 
 // StepStats describes one step. Device figures are the emulator's when
@@ -37,15 +41,18 @@ type StepStats struct {
 	TokensPerSec float64
 	Kernels      [model.NumKernels]KernelTiming
 	Phases       Phases
-	DWTime       time.Duration // dW worker busy time
+	DWTime       time.Duration // dW worker's time on gradient jobs
 	DWHidden     time.Duration // of DWTime, the part that ran behind other work
-	DeviceTime   time.Duration
-	DeviceFLOPs  float64
-	DeviceFLOPS  float64 // DeviceFLOPs / DeviceTime
-	Utilisation  float64 // DeviceFLOPS / Device.PeakFLOPS()
-	Emulated     bool
-	BudgetUsed   int
-	BudgetLimit  int
+	// OptimizerOverlap is the dW worker's time on the previous update's
+	// AdamW and restaging during this step's forward.
+	OptimizerOverlap time.Duration
+	DeviceTime       time.Duration
+	DeviceFLOPs      float64
+	DeviceFLOPS      float64 // DeviceFLOPs / DeviceTime
+	Utilisation      float64 // DeviceFLOPS / Device.PeakFLOPS()
+	Emulated         bool
+	BudgetUsed       int
+	BudgetLimit      int
 }
 
 func (e *Engine) finishStats(dt time.Duration) {
@@ -61,6 +68,7 @@ func (e *Engine) finishStats(dt time.Duration) {
 		st.DeviceFLOPs += ks.FLOPs - p.FLOPs
 	}
 	st.DWTime = e.dw.busy
+	st.OptimizerOverlap = e.dw.optBusy
 	st.DWHidden = max(0, st.DWTime-st.Phases.DWWait)
 	if st.DeviceTime > 0 {
 		st.DeviceFLOPS = st.DeviceFLOPs / st.DeviceTime.Seconds()
