@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/anetop/anetop/checkpoint"
+	"github.com/anetop/anetop/model"
 )
 
 var (
@@ -348,5 +349,60 @@ func TestE2EValidation(t *testing.T) {
 	}
 	if got := ck.Metadata[metaBestVal]; got != strconv.FormatFloat(best, 'g', -1, 64) {
 		t.Errorf("after resume best_val_loss %q, want %v", got, best)
+	}
+}
+
+// TestE2ETrace: --trace writes a trace-event file Perfetto can open, with
+// one device span per kernel evaluation of the run.
+func TestE2ETrace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "run.json")
+	code, evs, stderr := runE2E(t, append(e2eModel, "--steps", "3", "--run-dir", dir, "--trace", path)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spans []struct {
+		Name string  `json:"name"`
+		Ph   string  `json:"ph"`
+		Tid  int     `json:"tid"`
+		Dur  float64 `json:"dur"`
+	}
+	if err := json.Unmarshal(raw, &spans); err != nil {
+		t.Fatalf("trace is not a JSON array of events: %v", err)
+	}
+	kernels := map[string]bool{}
+	for _, k := range model.Kernels {
+		kernels[k.String()] = true
+	}
+	device := 0
+	for _, s := range spans {
+		if s.Ph == "X" && kernels[s.Name] {
+			device++
+		}
+	}
+	// e2eModel: 2 layers, 4 kernels per layer and step.
+	if want := 3 * 2 * int(model.NumKernels); device != want || len(steps(evs)) != 3 {
+		t.Errorf("%d kernel spans over %d steps, want %d", device, len(steps(evs)), want)
+	}
+	if !strings.Contains(stderr, "ui.perfetto.dev") {
+		t.Errorf("no word on where to open the trace:\n%s", stderr)
+	}
+}
+
+func TestTracePath(t *testing.T) {
+	for _, c := range []struct{ file, env, want string }{
+		{"t.json", "", "t.json"},
+		{"t.json", "0", "t.json"},
+		{"t.json", "2", "t.restart-2.json"},
+		{"out/trace", "1", "out/trace.restart-1"},
+		{"t.json", "junk", "t.json"},
+	} {
+		if got := tracePath(c.file, c.env); got != c.want {
+			t.Errorf("tracePath(%q, %q) = %q, want %q", c.file, c.env, got, c.want)
+		}
 	}
 }

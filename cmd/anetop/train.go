@@ -23,6 +23,7 @@ import (
 	"github.com/anetop/anetop/checkpoint"
 	"github.com/anetop/anetop/data"
 	"github.com/anetop/anetop/engine"
+	"github.com/anetop/anetop/internal/trace"
 	"github.com/anetop/anetop/model"
 	"github.com/anetop/anetop/tui"
 )
@@ -78,6 +79,7 @@ type trainOpts struct {
 	keep                                          int
 	json, noTUI                                   bool
 	budget                                        int
+	trace                                         string
 
 	set map[string]bool // flags given explicitly
 }
@@ -155,6 +157,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.BoolVar(&o.json, "json", false, "write one JSON event per line on stdout, see docs/events.md (implies --no-tui)")
 	fs.BoolVar(&o.noTUI, "no-tui", false, "run headless even when stdout is a terminal")
 	fs.IntVar(&o.budget, "budget", 0, "kernel compile budget of the process (0: the device's default)")
+	fs.StringVar(&o.trace, "trace", "", "write the step timeline to `FILE` (Chrome/Perfetto trace-event JSON; open in ui.perfetto.dev)")
 
 	rest := args
 	for {
@@ -523,6 +526,19 @@ func findResume(path, runDir string, warn func(string)) (*checkpoint.Checkpoint,
 	return ck, nil
 }
 
+// tracePath is where --trace writes: FILE itself in the first process of a
+// run, FILE with ".restart-N" before its extension in the N-th process an
+// exec restart started (restarts counted in restartEnv), so a restart does
+// not overwrite the timeline it follows.
+func tracePath(file, restarts string) string {
+	n, err := strconv.Atoi(restarts)
+	if err != nil || n <= 0 {
+		return file
+	}
+	ext := filepath.Ext(file)
+	return fmt.Sprintf("%s.restart-%d%s", strings.TrimSuffix(file, ext), n, ext)
+}
+
 // validationWindows returns n windows of seq tokens (inputs and targets)
 // spread evenly over the validation split: the same windows at every
 // measurement, so the curve compares like with like.
@@ -723,6 +739,25 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 	}
 	ecfg := engine.Config{Model: mc, Device: dev, Params: initParams, Seed: o.seed, LR: o.lr,
 		Warmup: o.warmup, Steps: o.steps, Accum: o.accum, Clip: clip}
+	if o.trace != "" {
+		path := tracePath(o.trace, os.Getenv(restartEnv))
+		tw, err := trace.Create(path, trace.Options{})
+		if err != nil {
+			return fmt.Errorf("--trace: %w", err)
+		}
+		// Deferred before the engine's Close, so it runs after it: the
+		// engine's last spans are in the file.
+		defer func() {
+			if err := tw.Close(); err != nil {
+				warn(fmt.Sprintf("trace %s: %v", path, err))
+			} else if rec, dropped := tw.Events(); dropped > 0 {
+				info("trace %s: %d spans, the last %d dropped (the file's limit)", path, rec, dropped)
+			} else {
+				info("trace %s: %d spans; open it in https://ui.perfetto.dev", path, rec)
+			}
+		}()
+		ecfg.Tracer = tw
+	}
 	eng, err := engine.New(ecfg)
 	if err != nil {
 		return err
