@@ -40,6 +40,10 @@ type Config struct {
 	// CPU phase segment and dW job, and each step (see Span). Nil costs
 	// nothing.
 	Tracer Tracer
+	// Static selects the static pipeline: per-layer kernels with the
+	// weights as constants, recompiled after every update (static.go).
+	// It spends 4·Layers compiles of the device's budget per update.
+	Static bool
 }
 
 // MaxLossScale caps the dynamic loss scale (fp32 gradients stay far from
@@ -108,7 +112,13 @@ func (c Config) check() error {
 	case !(c.LossScale >= 1) || c.LossScale > MaxLossScale:
 		return fmt.Errorf("engine: LossScale is %v; it must be in [1, %d]", c.LossScale, MaxLossScale)
 	}
-	if c.Params != nil && len(c.Params.Data) != c.Model.NumParams() {
+	if c.Static {
+		if used, limit := c.Device.Budget(); used+staticCompiles(c.Model.Resolved()) > limit {
+			return fmt.Errorf("engine: the static pipeline needs %d kernel compiles before its first step (4 per layer and 4 shared) and the device's budget has %d of %d left: use the dynamic pipeline, fewer layers, or a larger budget",
+				staticCompiles(c.Model.Resolved()), limit-used, limit)
+		}
+	}
+		if c.Params != nil && len(c.Params.Data) != c.Model.NumParams() {
 		return fmt.Errorf("engine: initial parameters have %d values, the model needs %d", len(c.Params.Data), c.Model.NumParams())
 	}
 	return nil

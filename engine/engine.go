@@ -41,6 +41,7 @@ type Engine struct {
 	lay  *model.Layout
 	dev  ane.Device
 	kern [model.NumKernels]ane.Kernel
+	st   staticState // the static pipeline's kernels (Config.Static)
 	out  [model.NumKernels]*ane.Surface
 	ain  []*ane.Surface // per layer: attention surface (attn_fwd and attn_bwd input)
 	fin  []*ane.Surface // per layer: FFN surface
@@ -193,6 +194,7 @@ func New(cfg Config) (*Engine, error) {
 	for id := range model.NumKernels {
 		e.prevKern[id] = e.kern[id].Stats()
 	}
+	e.st.stale = cfg.Static // compiled by the first Step
 	e.peak = e.dev.PeakFLOPS()
 	return e, nil
 }
@@ -234,7 +236,7 @@ func (e *Engine) Close() error {
 	if e.pool != nil {
 		e.pool.close()
 	}
-	var errs []error
+	errs := []error{e.closeStatic()}
 	for _, k := range e.kern {
 		if k != nil {
 			errs = append(errs, k.Close())
@@ -263,7 +265,7 @@ func (e *Engine) StepN() int { return e.stepN }
 // eval runs kernel id for layer l on input surface in.
 func (e *Engine) eval(id model.KernelID, l int, in *ane.Surface) error {
 	t0 := time.Now()
-	if err := e.kern[id].Eval(e.evalIn(in), e.out[id:id+1]); err != nil {
+	if err := e.kernel(id, l).Eval(e.evalIn(in), e.out[id:id+1]); err != nil {
 		return fmt.Errorf("engine: eval %v: %w", id, err)
 	}
 	if e.tr != nil {
@@ -315,6 +317,11 @@ func (e *Engine) Step(x, y []int32) (StepStats, error) {
 	if err := e.optError(); err != nil {
 		return StepStats{}, err
 	}
+	if e.st.stale {
+		if err := e.compileStatic(); err != nil {
+			return StepStats{}, err
+		}
+	}
 	t0 := time.Now()
 	e.stats = StepStats{Step: e.stepN, LossScale: e.lossScale, Tokens: len(x)}
 	e.dw.busy, e.dw.optBusy = 0, 0
@@ -331,6 +338,9 @@ func (e *Engine) Step(x, y []int32) (StepStats, error) {
 	e.waitDW()
 	e.stats.Loss = loss / float64(e.cfg.Accum)
 	e.decide()
+	if e.cfg.Static && e.pending {
+		e.st.stale = true
+	}
 	end := time.Now()
 	if e.tr != nil {
 		e.tr.Span(Span{Track: TrackStep, Name: "step", Step: e.stepN, Layer: -1, Start: t0, End: end})

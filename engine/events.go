@@ -52,7 +52,8 @@ type EvalEvent struct {
 }
 
 // StateEvent reports a change of the run's state ("running", "paused",
-// "restarted", "stopped", "finished").
+// "restarted", "stopped", "finished", or "budget": stopped before a step
+// the compile budget cannot pay for).
 type StateEvent struct {
 	Step  int
 	State string
@@ -197,7 +198,9 @@ func (r *Runner) Send(c Command) bool {
 
 // Run steps until the engine has taken Config.Steps steps, Stop, or ctx
 // ends. It returns nil when finished or stopped, ctx.Err() when cancelled,
-// and the error of a failed step, batch or restart.
+// an error wrapping ErrCompileBudget before a step whose compiles the
+// process cannot afford (static pipeline), and the error of a failed
+// step, batch or restart.
 func (r *Runner) Run(ctx context.Context) error {
 	r.init()
 	e := r.Engine
@@ -274,6 +277,13 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 			if handle(cmd) {
 				return fatal
+			}
+		}
+		// Before the batch, so that the data cursor stays at this step.
+		if need := e.CompilesNeeded(); need > 0 {
+			if used, limit := e.dev.Budget(); used+need > limit {
+				r.Bus.Publish(StateEvent{Step: e.stepN, State: "budget"})
+				return fmt.Errorf("%w (%d used of %d, the step needs %d)", ErrCompileBudget, used, limit, need)
 			}
 		}
 		if err := r.Batch(x, y); err != nil {

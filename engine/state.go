@@ -40,6 +40,7 @@ func (e *Engine) Restore(weights []float32, st State) error {
 	copy(e.v, st.V)
 	clear(e.grad)
 	e.stepN, e.adam, e.lossScale, e.clean = st.Step, st.Updates, st.LossScale, st.Clean
+	e.st.stale = e.cfg.Static
 	return e.restage()
 }
 
@@ -56,5 +57,6 @@ func (e *Engine) Reset() error {
 	clear(e.v)
 	clear(e.grad)
 	e.stepN, e.adam, e.lossScale, e.clean = 0, 0, e.cfg.LossScale, 0
+	e.st.stale = e.cfg.Static
 	return e.restage()
 }

@@ -60,7 +60,7 @@ func (e *Engine) finishStats(dt time.Duration) {
 	st.Time = dt
 	st.TokensPerSec = float64(st.Tokens) / dt.Seconds()
 	for id := range model.NumKernels {
-		ks := e.kern[id].Stats()
+		ks := e.kernelStats(model.KernelID(id))
 		p := e.prevKern[id]
 		st.Kernels[id] = KernelTiming{Name: model.KernelID(id).String(), Evals: ks.Evals - p.Evals, Time: ks.Time - p.Time, FLOPs: ks.FLOPs - p.FLOPs}
 		e.prevKern[id] = ks

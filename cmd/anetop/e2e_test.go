@@ -260,11 +260,18 @@ func TestE2EExactResume(t *testing.T) {
 	if code, _, stderr := runE2E(t, append(args, "--run-dir", b, "--resume")...); code != 0 {
 		t.Fatalf("resume: exit %d: %s", code, stderr)
 	}
-	fa, err := checkpoint.Load(filepath.Join(a, checkpoint.StepName(20)))
+	sameCheckpoints(t, filepath.Join(a, checkpoint.StepName(20)), filepath.Join(b, checkpoint.StepName(20)))
+}
+
+// sameCheckpoints fails unless the two checkpoints hold bit-identical
+// tensors (weights and Adam moments) and the same training counters.
+func sameCheckpoints(t *testing.T, pa, pb string) {
+	t.Helper()
+	fa, err := checkpoint.Load(pa)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb, err := checkpoint.Load(filepath.Join(b, checkpoint.StepName(20)))
+	fb, err := checkpoint.Load(pb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,13 +285,13 @@ func TestE2EExactResume(t *testing.T) {
 		}
 		for i := range ta.Data {
 			if math.Float32bits(ta.Data[i]) != math.Float32bits(tb.Data[i]) {
-				t.Fatalf("%s[%d]: %v straight, %v resumed", ta.Name, i, ta.Data[i], tb.Data[i])
+				t.Fatalf("%s[%d]: %v uninterrupted, %v resumed", ta.Name, i, ta.Data[i], tb.Data[i])
 			}
 		}
 	}
 	for _, k := range []string{metaDataCursor, metaTokens, metaUpdates, metaLossScale, metaLRStep} {
 		if fa.Metadata[k] != fb.Metadata[k] {
-			t.Errorf("metadata %s: %q straight, %q resumed", k, fa.Metadata[k], fb.Metadata[k])
+			t.Errorf("metadata %s: %q uninterrupted, %q resumed", k, fa.Metadata[k], fb.Metadata[k])
 		}
 	}
 }
@@ -405,4 +412,34 @@ func TestTracePath(t *testing.T) {
 			t.Errorf("tracePath(%q, %q) = %q, want %q", c.file, c.env, got, c.want)
 		}
 	}
+}
+
+// TestE2EBudgetRestarts is issue #7's restart criterion: the static
+// pipeline on the emulator with a compile budget of three steps per
+// process crosses three exec restarts on its own and ends with exactly the
+// weights, moments and counters of an uninterrupted run.
+func TestE2EBudgetRestarts(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	args := append(e2eModel, "--steps", "12", "--ckpt-every", "0", "--pipeline", "static")
+	// e2eModel has 2 layers: 4 shared compiles, then 8 per step.
+	code, evs, stderr := runE2E(t, append(args, "--run-dir", a, "--budget", "28")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if n := strings.Count(stderr, "would exceed this process's compile budget"); n != 3 {
+		t.Errorf("%d budget restarts, want 3:\n%s", n, stderr)
+	}
+	st := steps(evs)
+	if len(st) != 12 || st[11].Step != 12 {
+		t.Fatalf("%d step events (last %v), want 12 across the restarts", len(st), st[len(st)-1])
+	}
+	for i, e := range st {
+		if e.Step != i+1 {
+			t.Fatalf("step event %d is step %d: a restart repeated or skipped a step", i, e.Step)
+		}
+	}
+	if code, _, stderr := runE2E(t, append(args, "--run-dir", b)...); code != 0 {
+		t.Fatalf("uninterrupted: exit %d: %s", code, stderr)
+	}
+	sameCheckpoints(t, filepath.Join(b, checkpoint.StepName(12)), filepath.Join(a, checkpoint.StepName(12)))
 }

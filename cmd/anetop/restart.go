@@ -14,18 +14,22 @@ import (
 	"github.com/anetop/anetop/tui"
 )
 
-// Restart is the console's r key: checkpoint the current step, stop the run
-// cleanly, and exec the same binary with the same arguments plus
-// --resume=<that checkpoint>, so training continues at the same step in a
-// fresh process. A fresh process is what the ANE's per-process compile
+// Restart is the console's r key, and what the static pipeline does when
+// the compile budget would run out (engine.ErrCompileBudget): checkpoint the
+// current step, stop the run cleanly, and exec the same binary with the same
+// arguments plus --resume=<that checkpoint>, so training continues at the
+// same step in a fresh process. A fresh process is what the ANE's per-process compile
 // budget needs (issue #7 item 3); the engine's own Restart command (back to
 // the initial weights) is never sent by the console.
 
-// restartEnv counts the exec restarts of a run, so a restart that restarts
-// again at once cannot loop forever.
+// restartEnv counts the exec restarts of a run (for names, such as
+// --trace's per-process files); restartStepEnv is the step the last one
+// resumed at, so that a restart which made no progress since the previous
+// one — a loop — is refused. A static-pipeline run restarts every few steps
+// for as long as it trains, so there is no cap on the count itself.
 const (
-	restartEnv  = "ANETOP_RESTARTS"
-	maxRestarts = 32
+	restartEnv     = "ANETOP_RESTARTS"
+	restartStepEnv = "ANETOP_RESTART_STEP"
 )
 
 // Seams for tests: the exec (execSelf is build-tagged: syscall.Exec on
@@ -39,8 +43,9 @@ var (
 // restartRequest is returned by trainRun when the run stopped for a
 // restart; trainCmd execs once everything (engine, device, data) is closed.
 type restartRequest struct {
-	ckpt string // the checkpoint to resume from
-	step int
+	ckpt   string // the checkpoint to resume from
+	step   int
+	budget bool // automatic: the compile budget ran out (engine.ErrCompileBudget)
 }
 
 func (r restartRequest) Error() string {
@@ -139,28 +144,38 @@ func restartArgs(args []string, ckpt string) []string {
 // (besides --resume, handled apart).
 var restartBoolFlags = map[string]bool{"json": true, "no-tui": true, "h": true, "help": true}
 
-// restartEnviron returns env with the restart counter incremented, or an
-// error once the run has restarted maxRestarts times.
-func restartEnviron(env []string) ([]string, error) {
-	n := 0
-	out := make([]string, 0, len(env)+1)
+// restartEnviron returns env for a restart resuming at step: the restart
+// counter incremented and the step recorded. It refuses a restart at a step
+// no later than the previous restart's: the run would loop without
+// training.
+func restartEnviron(env []string, step int) ([]string, error) {
+	n, last := 0, -1
+	out := make([]string, 0, len(env)+2)
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
-		if k != restartEnv {
+		var dst *int
+		switch k {
+		case restartEnv:
+			dst = &n
+		case restartStepEnv:
+			dst = &last
+		default:
 			out = append(out, kv)
 			continue
 		}
-		if v != "" {
-			var err error
-			if n, err = strconv.Atoi(v); err != nil || n < 0 {
-				return nil, fmt.Errorf("%s=%q is not a count of restarts: unset it", restartEnv, v)
-			}
+		if v == "" {
+			continue
 		}
+		x, err := strconv.Atoi(v)
+		if err != nil || x < 0 {
+			return nil, fmt.Errorf("%s=%q is not a count: unset it", k, v)
+		}
+		*dst = x
 	}
-	if n >= maxRestarts {
-		return nil, fmt.Errorf("this run has already restarted %d times (%s=%d): refusing to restart again, in case it loops", n, restartEnv, n)
+	if last >= 0 && step <= last {
+		return nil, fmt.Errorf("the previous restart already resumed at step %d and this one is at step %d: refusing to restart again, as the run would loop without training", last, step)
 	}
-	return append(out, restartEnv+"="+strconv.Itoa(n+1)), nil
+	return append(out, restartEnv+"="+strconv.Itoa(n+1), restartStepEnv+"="+strconv.Itoa(step)), nil
 }
 
 // restartSelf execs the binary with args rewritten to resume from rr.ckpt.
@@ -172,7 +187,7 @@ func restartSelf(args []string, rr restartRequest, stderr io.Writer) error {
 		ckpt = abs
 	}
 	resumeHint := fmt.Sprintf("checkpoint %s is written; continue with: anetop --resume=%s", ckpt, ckpt)
-	env, err := restartEnviron(os.Environ())
+	env, err := restartEnviron(os.Environ(), rr.step)
 	if err != nil {
 		return fmt.Errorf("restart: %v; %s", err, resumeHint)
 	}
@@ -185,7 +200,11 @@ func restartSelf(args []string, rr restartRequest, stderr io.Writer) error {
 		argv0 = os.Args[0]
 	}
 	argv := append([]string{argv0}, restartArgs(args, ckpt)...)
-	fmt.Fprintf(stderr, "anetop: restarting at step %d in a fresh process, resuming from %s\n", rr.step, ckpt)
+	why := ""
+	if rr.budget {
+		why = " (the next step's kernel compiles would exceed this process's compile budget)"
+	}
+	fmt.Fprintf(stderr, "anetop: restarting at step %d in a fresh process%s, resuming from %s\n", rr.step, why, ckpt)
 	if err := restartExec(exe, argv, env); err != nil {
 		var es exitStatus
 		if errors.As(err, &es) {

@@ -62,23 +62,27 @@ func TestRestartArgs(t *testing.T) {
 }
 
 func TestRestartEnviron(t *testing.T) {
-	env, err := restartEnviron([]string{"PATH=/bin", "HOME=/h"})
-	if err != nil || !slices.Equal(env, []string{"PATH=/bin", "HOME=/h", restartEnv + "=1"}) {
+	env, err := restartEnviron([]string{"PATH=/bin", "HOME=/h"}, 7)
+	if err != nil || !slices.Equal(env, []string{"PATH=/bin", "HOME=/h", restartEnv + "=1", restartStepEnv + "=7"}) {
 		t.Errorf("first restart: %q, %v", env, err)
 	}
-	env, err = restartEnviron([]string{restartEnv + "=5", "A=b"})
-	if err != nil || !slices.Equal(env, []string{"A=b", restartEnv + "=6"}) {
+	env, err = restartEnviron([]string{restartEnv + "=5", "A=b", restartStepEnv + "=40"}, 41)
+	if err != nil || !slices.Equal(env, []string{"A=b", restartEnv + "=6", restartStepEnv + "=41"}) {
 		t.Errorf("sixth restart: %q, %v", env, err)
 	}
-	env, err = restartEnviron([]string{restartEnv + "=" + strconv.Itoa(maxRestarts-1)})
-	if err != nil || !slices.Equal(env, []string{restartEnv + "=" + strconv.Itoa(maxRestarts)}) {
-		t.Errorf("last restart: %q, %v", env, err)
+	// Hundreds of restarts are fine while each one trains.
+	if _, err = restartEnviron([]string{restartEnv + "=500", restartStepEnv + "=4000"}, 4009); err != nil {
+		t.Errorf("restart 501 after progress: %v", err)
 	}
-	if _, err := restartEnviron([]string{restartEnv + "=" + strconv.Itoa(maxRestarts)}); err == nil || !strings.Contains(err.Error(), "refusing") {
-		t.Errorf("restart past %d: %v, want a refusal", maxRestarts, err)
+	for _, step := range []int{40, 39} {
+		if _, err := restartEnviron([]string{restartEnv + "=5", restartStepEnv + "=40"}, step); err == nil || !strings.Contains(err.Error(), "refusing") {
+			t.Errorf("restart at step %d after one at 40: %v, want a refusal", step, err)
+		}
 	}
-	if _, err := restartEnviron([]string{restartEnv + "=x"}); err == nil {
-		t.Error("a garbled counter was accepted")
+	for _, bad := range []string{restartEnv + "=x", restartStepEnv + "=-1"} {
+		if _, err := restartEnviron([]string{bad}, 3); err == nil {
+			t.Errorf("garbled %s accepted", bad)
+		}
 	}
 }
 
@@ -145,9 +149,10 @@ type execCall struct {
 	loadErr   error
 }
 
-func consoleRestart(t *testing.T, restarts string) (args []string, calls []execCall, err error, dir string) {
+func consoleRestart(t *testing.T, restarts, lastStep string) (args []string, calls []execCall, err error, dir string) {
 	dir = t.TempDir()
 	t.Setenv(restartEnv, restarts)
+	t.Setenv(restartStepEnv, lastStep)
 	oldExec, oldConsole, oldTTY := restartExec, consoleRun, stdoutIsConsole
 	t.Cleanup(func() { restartExec, consoleRun, stdoutIsConsole = oldExec, oldConsole, oldTTY })
 	consoleRun = restartConsole
@@ -174,7 +179,7 @@ func consoleRestart(t *testing.T, restarts string) (args []string, calls []execC
 // TestRestartConsole: r in the console checkpoints the current step, stops,
 // closes the console and execs the binary with --resume=<that checkpoint>.
 func TestRestartConsole(t *testing.T) {
-	args, calls, err, dir := consoleRestart(t, "3")
+	args, calls, err, dir := consoleRestart(t, "3", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +234,9 @@ func checkpointPath(t *testing.T, dir string, step int) string {
 // TestRestartLoopGuard: past maxRestarts the checkpoint is written but the
 // exec refused, with the way to continue by hand.
 func TestRestartLoopGuard(t *testing.T) {
-	_, calls, err, _ := consoleRestart(t, strconv.Itoa(maxRestarts))
+	// The previous restart resumed at step 1000: this one, at most at
+	// step 40, would make no progress.
+	_, calls, err, _ := consoleRestart(t, "3", "1000")
 	if len(calls) != 0 {
 		t.Fatalf("exec'd %d times past the guard", len(calls))
 	}

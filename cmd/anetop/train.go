@@ -79,7 +79,7 @@ type trainOpts struct {
 	keep                                          int
 	json, noTUI                                   bool
 	budget                                        int
-	trace                                         string
+	trace, pipeline                               string
 
 	set map[string]bool // flags given explicitly
 }
@@ -157,6 +157,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.BoolVar(&o.json, "json", false, "write one JSON event per line on stdout, see docs/events.md (implies --no-tui)")
 	fs.BoolVar(&o.noTUI, "no-tui", false, "run headless even when stdout is a terminal")
 	fs.IntVar(&o.budget, "budget", 0, "kernel compile budget of the process (0: the device's default)")
+	fs.StringVar(&o.pipeline, "pipeline", "dynamic", "kernels: dynamic (weights in the input, compiled once) or static (weights as constants, recompiled every step; restarts the process when the compile budget runs out)")
 	fs.StringVar(&o.trace, "trace", "", "write the step timeline to `FILE` (Chrome/Perfetto trace-event JSON; open in ui.perfetto.dev)")
 
 	rest := args
@@ -203,6 +204,8 @@ func (o *trainOpts) check() error {
 	switch {
 	case o.device != "auto" && o.device != "ane" && o.device != "sim":
 		return bad("--device %q: choose auto, ane or sim", o.device)
+	case o.pipeline != "dynamic" && o.pipeline != "static":
+		return bad("--pipeline %q: choose dynamic or static", o.pipeline)
 	case o.steps < 1:
 		return bad("--steps is %d; it must be at least 1", o.steps)
 	case !(o.lr > 0) || math.IsInf(o.lr, 0):
@@ -738,7 +741,7 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 		clip = -1 // engine: negative disables, zero means its default
 	}
 	ecfg := engine.Config{Model: mc, Device: dev, Params: initParams, Seed: o.seed, LR: o.lr,
-		Warmup: o.warmup, Steps: o.steps, Accum: o.accum, Clip: clip}
+		Warmup: o.warmup, Steps: o.steps, Accum: o.accum, Clip: clip, Static: o.pipeline == "static"}
 	if o.trace != "" {
 		path := tracePath(o.trace, os.Getenv(restartEnv))
 		tw, err := trace.Create(path, trace.Options{})
@@ -943,7 +946,12 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 		if runErr == nil && eng.StepN() == o.steps {
 			evaluate() // the run's last word on the weights, in its checkpoint
 		}
-		if need && (runErr == nil || errors.Is(runErr, context.Canceled)) {
+		switch {
+		case errors.Is(runErr, engine.ErrCompileBudget):
+			// The restart resumes from this one: written before the exec.
+			path, err := r.Save(eng)
+			bus.Publish(engine.CheckpointEvent{Step: eng.StepN(), Path: path, Err: err})
+		case need && (runErr == nil || errors.Is(runErr, context.Canceled)):
 			saveAsync(reason)
 		}
 		saving.Wait()
@@ -967,6 +975,14 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 	sig := gotSig
 	sigMu.Unlock()
 	switch {
+	case sig == nil && errors.Is(runErr, engine.ErrCompileBudget):
+		saveMu.Lock()
+		ls := lastSync
+		saveMu.Unlock()
+		if ls.err != nil || !ls.ok || ls.step != eng.StepN() {
+			return fmt.Errorf("%w; and its checkpoint failed: %v", runErr, ls.err)
+		}
+		return restartRequest{ckpt: ls.path, step: ls.step, budget: true}
 	case runErr != nil && !errors.Is(runErr, context.Canceled):
 		return runErr
 	case werr != nil:
@@ -1025,7 +1041,7 @@ func startRun(ctx context.Context, cancel context.CancelFunc, r *engine.Runner, 
 	go func() {
 		err := r.Run(ctx)
 		finish(err)
-		if err == nil && ctl.Requested() {
+		if err == nil && ctl.Requested() || errors.Is(err, engine.ErrCompileBudget) {
 			restarting.Lock()
 			restarted = true
 			restarting.Unlock()
