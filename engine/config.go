@@ -118,7 +118,7 @@ func (c Config) check() error {
 				staticCompiles(c.Model.Resolved()), limit-used, limit)
 		}
 	}
-		if c.Params != nil && len(c.Params.Data) != c.Model.NumParams() {
+	if c.Params != nil && len(c.Params.Data) != c.Model.NumParams() {
 		return fmt.Errorf("engine: initial parameters have %d values, the model needs %d", len(c.Params.Data), c.Model.NumParams())
 	}
 	return nil
