@@ -80,6 +80,9 @@ func measureStep(t *testing.T, c model.Config, accum int) stepCalls {
 		for _, kt := range st.Kernels {
 			m.evals += kt.Evals
 		}
+		if st.ForeignCalls != m.total {
+			t.Fatalf("StepStats.ForeignCalls = %d, the device counted %d", st.ForeignCalls, m.total)
+		}
 		for role, h := range ane.EmulatedStagingLocks(dev) {
 			m.locks[role] = diffKinds(h, l0[role])
 		}

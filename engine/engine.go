@@ -36,15 +36,16 @@ type optRange struct {
 // Engine trains one model on one device. It is not safe for concurrent use
 // (Run serialises the commands it receives).
 type Engine struct {
-	cfg  Config
-	mc   model.Config
-	lay  *model.Layout
-	dev  ane.Device
-	kern [model.NumKernels]ane.Kernel
-	st   staticState // the static pipeline's kernels (Config.Static)
-	out  [model.NumKernels]*ane.Surface
-	ain  []*ane.Surface // per layer: attention surface (attn_fwd and attn_bwd input)
-	fin  []*ane.Surface // per layer: FFN surface
+	cfg         Config
+	mc          model.Config
+	lay         *model.Layout
+	dev         ane.Device
+	kern        [model.NumKernels]ane.Kernel
+	st          staticState // the static pipeline's kernels (Config.Static)
+	prevForeign int64       // the device's foreign-call count at the end of the last step
+	out         [model.NumKernels]*ane.Surface
+	ain         []*ane.Surface // per layer: attention surface (attn_fwd and attn_bwd input)
+	fin         []*ane.Surface // per layer: FFN surface
 
 	params  *model.Params
 	grad    []float32 // loss-scaled gradient, accumulated over the update's windows
@@ -195,6 +196,9 @@ func New(cfg Config) (*Engine, error) {
 		e.prevKern[id] = e.kern[id].Stats()
 	}
 	e.st.stale = cfg.Static // compiled by the first Step
+	if fc, ok := e.dev.(foreignCounter); ok {
+		e.prevForeign = fc.ForeignCalls()
+	}
 	e.peak = e.dev.PeakFLOPS()
 	return e, nil
 }

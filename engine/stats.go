@@ -53,6 +53,11 @@ type StepStats struct {
 	Emulated         bool
 	BudgetUsed       int
 	BudgetLimit      int
+	// ForeignCalls is the step's crossings from Go into the OS frameworks
+	// (the Neural Engine backend counts them; 0 on the emulator). The
+	// counter is process-wide, so a checkpoint or sample between steps
+	// shows up in the next step.
+	ForeignCalls int64
 }
 
 func (e *Engine) finishStats(dt time.Duration) {
@@ -78,5 +83,13 @@ func (e *Engine) finishStats(dt time.Duration) {
 	}
 	st.Emulated = e.dev.Emulated()
 	st.BudgetUsed, st.BudgetLimit = e.dev.Budget()
+	if fc, ok := e.dev.(foreignCounter); ok {
+		n := fc.ForeignCalls()
+		st.ForeignCalls, e.prevForeign = n-e.prevForeign, n
+	}
 	e.lastStats = *st
 }
+
+// foreignCounter is a device that counts its foreign calls (the Neural
+// Engine backend, ane.NeuralEngine).
+type foreignCounter interface{ ForeignCalls() int64 }

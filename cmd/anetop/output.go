@@ -125,6 +125,7 @@ type jsonStep struct {
 	Kernels      []jsonKernel      `json:"kernels"`
 	BudgetUsed   int               `json:"budget_used"`
 	BudgetLimit  int               `json:"budget_limit"`
+	ForeignCalls int64             `json:"foreign_calls"`
 }
 
 type jsonSample struct {
@@ -220,7 +221,7 @@ func (e *eventWriter) event(ev engine.Event, total int, tok *data.Tokenizer) {
 				"norms": jfloat(msec(s.Phases.Norms)), "dw_wait": jfloat(msec(s.Phases.DWWait)),
 				"optimizer": jfloat(msec(s.Phases.Optimizer)),
 			},
-			BudgetUsed: s.BudgetUsed, BudgetLimit: s.BudgetLimit}
+			BudgetUsed: s.BudgetUsed, BudgetLimit: s.BudgetLimit, ForeignCalls: s.ForeignCalls}
 		for _, k := range s.Kernels {
 			js.Kernels = append(js.Kernels, jsonKernel{Name: k.Name, Evals: k.Evals, MS: jfloat(msec(k.Time)), FLOPs: jfloat(k.FLOPs)})
 		}
