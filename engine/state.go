@@ -22,6 +22,21 @@ func (e *Engine) State() State {
 		M: slices.Clone(e.m), V: slices.Clone(e.v)}
 }
 
+// SnapshotInto copies the weights and the optimizer state (after the last
+// step's update, applied if still in flight) into w, m and v, each
+// NumParams long, and returns the state with M and V set to m and v: a
+// checkpoint's snapshot without allocating 3×NumParams floats each time.
+func (e *Engine) SnapshotInto(w, m, v []float32) (State, error) {
+	if n := len(e.params.Data); len(w) != n || len(m) != n || len(v) != n {
+		return State{}, fmt.Errorf("engine: snapshot needs buffers of %d values, got %d, %d, %d", n, len(w), len(m), len(v))
+	}
+	e.settle() // an error stays in optErr and fails the next Step
+	copy(w, e.params.Data)
+	copy(m, e.m)
+	copy(v, e.v)
+	return State{Step: e.stepN, Updates: e.adam, LossScale: e.lossScale, Clean: e.clean, M: m, V: v}, nil
+}
+
 // Restore loads weights and optimizer state (from a checkpoint) and restages
 // every surface. Nil moments mean zeros.
 func (e *Engine) Restore(weights []float32, st State) error {
