@@ -57,6 +57,27 @@ func (s *Split) Len() int64 {
 	return n
 }
 
+// Used returns the distinct token ids that occur in the split, ascending:
+// the vocabulary a compacted classifier needs to score (every target the
+// split can produce is among them).
+func (s *Split) Used(vocab int) []int32 {
+	seen := make([]bool, vocab)
+	for _, g := range s.segs {
+		for _, t := range g.toks {
+			if int(t) < vocab {
+				seen[t] = true
+			}
+		}
+	}
+	var ids []int32
+	for id, ok := range seen {
+		if ok {
+			ids = append(ids, int32(id))
+		}
+	}
+	return ids
+}
+
 // Check reports an error naming the segment when one is too short to hold a
 // single window of seq+1 tokens (an input of seq tokens plus the shifted target).
 func (s *Split) Check(seq int) error {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -195,5 +196,24 @@ func TestSamplerEpochAndResume(t *testing.T) {
 	}
 	if y[0] != x[1] || y[4] != x[5] {
 		t.Fatalf("targets not shifted: %v %v", x, y)
+	}
+}
+
+func TestSplitUsed(t *testing.T) {
+	dir := t.TempDir()
+	// Train shard b: tokens 7, 3, 40, 3; validation shard a (first): 9.
+	writeTokens(t, filepath.Join(dir, "a.bin"), []uint16{9, 9, 9})
+	writeTokens(t, filepath.Join(dir, "b.bin"), []uint16{7, 3, 40, 3})
+	tk, err := OpenTokens(dir, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tk.Close()
+	train, val := tk.Split(0)
+	if got := train.Used(50); !slices.Equal(got, []int32{3, 7, 40}) {
+		t.Errorf("train uses %v, want [3 7 40]", got)
+	}
+	if got := val.Used(50); !slices.Equal(got, []int32{9}) {
+		t.Errorf("validation uses %v, want [9]", got)
 	}
 }
