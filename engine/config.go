@@ -44,6 +44,18 @@ type Config struct {
 	// weights as constants, recompiled after every update (static.go).
 	// It spends 4·Layers compiles of the device's budget per update.
 	Static bool
+	// CompactVocab, if set, compacts the classifier to these token ids
+	// (ascending, distinct, within the vocabulary): the training step
+	// computes logits for those rows only, its softmax and cross-entropy
+	// run over them, and only their classifier rows get a gradient. It is
+	// a speed-up for data that uses a fraction of the vocabulary (the
+	// classifier is a third of a small model's FLOPs), at a price: the
+	// training loss is the cross-entropy restricted to the subset, lower
+	// than the true loss, and the weights of unscored rows never learn to
+	// be unlikely. Every target must be in it (Step fails otherwise);
+	// inputs need not be. Evaluator and Generate stay full-vocabulary, so
+	// validation is the true loss. Nil means the full vocabulary.
+	CompactVocab []int32
 }
 
 // MaxLossScale caps the dynamic loss scale (fp32 gradients stay far from
@@ -116,6 +128,20 @@ func (c Config) check() error {
 		if used, limit := c.Device.Budget(); used+staticCompiles(c.Model.Resolved()) > limit {
 			return fmt.Errorf("engine: the static pipeline needs %d kernel compiles before its first step (4 per layer and 4 shared) and the device's budget has %d of %d left: use the dynamic pipeline, fewer layers, or a larger budget",
 				staticCompiles(c.Model.Resolved()), limit-used, limit)
+		}
+	}
+	if c.CompactVocab != nil {
+		if len(c.CompactVocab) == 0 {
+			return errors.New("engine: CompactVocab is empty; nil means the full vocabulary")
+		}
+		v := c.Model.Resolved().Vocab
+		for i, id := range c.CompactVocab {
+			if id < 0 || int(id) >= v {
+				return fmt.Errorf("engine: CompactVocab[%d] is %d, outside the vocabulary of %d", i, id, v)
+			}
+			if i > 0 && id <= c.CompactVocab[i-1] {
+				return fmt.Errorf("engine: CompactVocab must be ascending and distinct: %d follows %d at %d", id, c.CompactVocab[i-1], i)
+			}
 		}
 	}
 	if c.Params != nil && len(c.Params.Data) != c.Model.NumParams() {

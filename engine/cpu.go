@@ -117,6 +117,12 @@ const (
 	jobSgemm  jobKind = iota // C += op(A)·op(B): a weight gradient
 	jobLookup                // the embedding's lookup gradient
 	jobUpdate                // the chunks of a launched update (update.go)
+	// jobRows is a compacted classifier's gradient: rows[i] of dst is
+	// gathered into row i of C, C += op(A)·op(B), and C's rows scattered
+	// back. Copies, not C = op(A)·op(B) then dst += C: the sgemm sees the
+	// same accumulator values as on the full path, so scoring every id
+	// gives the full path's bits whatever the BLAS's summation order.
+	jobRows
 )
 
 // dwJob is one unit of the dW worker: C += op(A)·op(B) (an sgemm with β 1);
@@ -133,6 +139,8 @@ type dwJob struct {
 	a, b, c        []float32
 	lda, ldb, ldc  int
 	tokens         []int32
+	rows           []int32   // jobRows: the rows of dst that C holds
+	dst            []float32 // jobRows: the full gradient, ldc wide
 }
 
 // dwWorker runs jobs in order on one goroutine while the caller keeps the
@@ -179,6 +187,15 @@ func (w *dwWorker) run() {
 			}
 		case jobSgemm:
 			blas.Sgemm(j.transA, j.transB, j.m, j.n, j.k, j.alpha, j.a, j.lda, j.b, j.ldb, 1, j.c, j.ldc)
+		case jobRows:
+			n := j.ldc
+			for i, r := range j.rows {
+				copy(j.c[i*n:i*n+n], j.dst[int(r)*n:int(r)*n+n])
+			}
+			blas.Sgemm(j.transA, j.transB, j.m, j.n, j.k, j.alpha, j.a, j.lda, j.b, j.ldb, 1, j.c, j.ldc)
+			for i, r := range j.rows {
+				copy(j.dst[int(r)*n:int(r)*n+n], j.c[i*n:i*n+n])
+			}
 		}
 		t1 := time.Now()
 		w.busy += t1.Sub(t0)

@@ -26,7 +26,15 @@
 //     ~1 ulp, eight at a time with AVX2, float64 sums, parallel over
 //     positions) turned in place into dlogits = (softmax − onehot)·scale/N,
 //     N = Seq·Accum and scale the dynamic loss scale; dxf = clsᵀ·dlogits.
-//     The classifier's dW is queued to the dW worker.
+//     The classifier's dW is queued to the dW worker. With
+//     Config.CompactVocab the classifier is the scored rows only, gathered
+//     from the (just updated) weights each window, so logits, softmax and
+//     dxf cost k/Vocab of the full ones and the loss is the cross-entropy
+//     over those k ids; the dW job accumulates into a gathered copy of
+//     their gradient rows and scatters it back, leaving the other rows'
+//     gradient untouched (a tied embedding's lookup gradient still reaches
+//     every input row). Validation (Evaluator) and Generate always use the
+//     full vocabulary: the validation loss is the true loss.
 //  4. Backward, layers in reverse, the stream gradient dx (× scale) in fp32:
 //     df = dx → FFN surface; ffn_bwd; read dx, dh1, dh3; queue dW1, dW3, dW2;
 //     RMSNorm backward adds into dx. do = dx → attention surface; attn_bwd

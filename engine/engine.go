@@ -57,7 +57,16 @@ type Engine struct {
 	tmpD, dot      []float32
 	logits         []float32 // [S, V], turned into dlogits in place
 	ceLoss         []float64
-	targets        []int32
+	targets        []int32 // the window's targets as rows of logits
+
+	// Vocabulary compaction (Config.CompactVocab); vocab, slot, clsK,
+	// gclsK and ctargets are nil without it.
+	scored   int       // rows of logits: Vocab, or len(vocab)
+	vocab    []int32   // the scored token ids, ascending (a copy)
+	slot     []int32   // per token id: its row in vocab, or -1
+	clsK     []float32 // [k, D] the scored classifier rows, gathered each window
+	gclsK    []float32 // [k, D] the worker's gather–accumulate–scatter buffer
+	ctargets []int32   // [S] the window's targets as rows of vocab
 
 	dw     *dwWorker
 	dwTk   int64  // ticket of the last gradient job queued
@@ -165,7 +174,22 @@ func New(cfg Config) (*Engine, error) {
 		})
 	}
 	e.xs, e.xf, e.rf, e.dx, e.tmpD, e.dot = f(d*s), f(d*s), f(s), f(d*s), f(d*s), f(s)
-	e.logits = f(s * v)
+	e.scored = v
+	if ids := cfg.CompactVocab; ids != nil {
+		k := len(ids)
+		e.scored = k
+		e.vocab = append([]int32(nil), ids...)
+		e.cfg.CompactVocab = e.vocab // the caller's slice may change
+		e.slot = make([]int32, v)
+		for i := range e.slot {
+			e.slot[i] = -1
+		}
+		for i, id := range e.vocab {
+			e.slot[id] = int32(i)
+		}
+		e.clsK, e.gclsK, e.ctargets = f(k*d), f(k*d), make([]int32, s)
+	}
+	e.logits = f(s * e.scored)
 	e.ceLoss = make([]float64, (s+ceChunk-1)/ceChunk)
 	workers := cfg.Workers
 	if workers <= 0 {
@@ -257,6 +281,12 @@ func (e *Engine) Params() *model.Params {
 	return e.params
 }
 
+// CompactVocab returns the token ids the training loss is over
+// (Config.CompactVocab), or nil for the full vocabulary. A caller labelling
+// the loss reads len of it against Model().Vocab; StepStats.ScoredVocab
+// carries the count too.
+func (e *Engine) CompactVocab() []int32 { return e.vocab }
+
 // Model returns the resolved model config.
 func (e *Engine) Model() model.Config { return e.mc }
 
@@ -317,6 +347,9 @@ func (e *Engine) Step(x, y []int32) (StepStats, error) {
 		if x[i] < 0 || int(x[i]) >= v || y[i] < 0 || int(y[i]) >= v {
 			return StepStats{}, fmt.Errorf("engine: token %d or target %d at %d is outside the vocabulary of %d", x[i], y[i], i, v)
 		}
+		if e.slot != nil && e.slot[y[i]] < 0 {
+			return StepStats{}, fmt.Errorf("engine: target %d at %d is not in the compacted vocabulary (%d of %d ids; Config.CompactVocab)", y[i], i, e.scored, v)
+		}
 	}
 	if err := e.optError(); err != nil {
 		return StepStats{}, err
@@ -327,7 +360,7 @@ func (e *Engine) Step(x, y []int32) (StepStats, error) {
 		}
 	}
 	t0 := time.Now()
-	e.stats = StepStats{Step: e.stepN, LossScale: e.lossScale, Tokens: len(x)}
+	e.stats = StepStats{Step: e.stepN, LossScale: e.lossScale, Tokens: len(x), ScoredVocab: e.scored}
 	e.dw.busy, e.dw.optBusy = 0, 0
 	e.launch(x)
 	var loss float64
@@ -452,13 +485,29 @@ func (e *Engine) window(x, y []int32) (float64, error) {
 	rmsNorm(e.xf, e.rf, xs, e.params.FinalNorm(), d, s, eps)
 	t = e.lap(phNorms, t, -1)
 	blas.SetThreads(0)
-	cls := e.params.Classifier()
+	// Compacted, the classifier is the scored rows, gathered now (the
+	// update is finished, so they are current) and v the number of them;
+	// the targets become row numbers. From here to the dW job, the two
+	// paths run the same code on the same shapes when every id is scored,
+	// which is what makes them bit-identical.
+	cls, tg := e.params.Classifier(), y
+	if e.vocab != nil {
+		cls, tg, v = e.clsK, e.ctargets, e.scored
+		all := e.params.Classifier()
+		for i, id := range e.vocab {
+			copy(cls[i*d:i*d+d], all[int(id)*d:int(id)*d+d])
+		}
+		for i, id := range y {
+			tg[i] = e.slot[id]
+		}
+		t = e.lapAs(phClassifier, "gather", t, -1)
+	}
 	// logits [S, V] = xfᵀ·clsᵀ: rows per position, so the softmax is contiguous.
 	blas.Sgemm(true, true, s, v, d, 1, e.xf, s, cls, d, 0, e.logits, v)
 	t = e.lapAs(phClassifier, "logits", t, -1)
 	// dlogits = (softmax − onehot)·scale/(S·Accum): the mean over the update's
 	// tokens, times the loss scale so fp16 gradients stay above underflow.
-	e.targets = y
+	e.targets = tg
 	e.dlossScale = float32(e.lossScale / float64(s*e.cfg.Accum))
 	e.phase = phaseCE
 	e.pool.run(len(e.ceLoss))
@@ -476,7 +525,13 @@ func (e *Engine) window(x, y []int32) (float64, error) {
 	if c.Tied {
 		gcls = model.Slice(c, e.grad, model.Embed, -1)
 	}
-	e.dwTk = e.dw.submit(dwJob{name: "dWcls", layer: -1, step: e.stepN, transA: true, transB: true, m: v, n: d, k: s, alpha: 1, a: e.logits, lda: v, b: e.xf, ldb: s, c: gcls, ldc: d})
+	job := dwJob{name: "dWcls", layer: -1, step: e.stepN, transA: true, transB: true, m: v, n: d, k: s, alpha: 1, a: e.logits, lda: v, b: e.xf, ldb: s, c: gcls, ldc: d}
+	if e.vocab != nil {
+		// Only the scored rows get a gradient: the sgemm accumulates into
+		// a gathered copy of them, scattered back (see jobRows).
+		job.kind, job.c, job.rows, job.dst = jobRows, e.gclsK, e.vocab, gcls
+	}
+	e.dwTk = e.dw.submit(job)
 	t = e.lapAs(phClassifier, "classifier backward", t, -1)
 	for i := range e.dx {
 		e.dx[i] = 0
@@ -565,7 +620,7 @@ func (e *Engine) task(i, worker int) {
 	case phaseCE:
 		s := e.mc.Seq
 		lo, hi := i*ceChunk, min((i+1)*ceChunk, s)
-		e.ceLoss[i] = crossEntropyRows(e.logits, e.targets, e.mc.Vocab, lo, hi, e.dlossScale)
+		e.ceLoss[i] = crossEntropyRows(e.logits, e.targets, e.scored, lo, hi, e.dlossScale)
 	case phaseNorm:
 		var acc float64
 		for _, r := range e.opt[i].ranges {

@@ -31,7 +31,7 @@ type Phases struct {
 // Emulated is set.
 type StepStats struct {
 	Step         int
-	Loss         float64 // mean cross-entropy over the step's tokens (nats)
+	Loss         float64 // mean cross-entropy over the step's tokens (nats); over ScoredVocab ids only
 	LR           float64
 	GradNorm     float64 // global L2 norm of the unscaled gradient, before clipping
 	LossScale    float64 // the scale this step used
@@ -39,10 +39,15 @@ type StepStats struct {
 	Tokens       int
 	Time         time.Duration
 	TokensPerSec float64
-	Kernels      [model.NumKernels]KernelTiming
-	Phases       Phases
-	DWTime       time.Duration // dW worker's time on gradient jobs
-	DWHidden     time.Duration // of DWTime, the part that ran behind other work
+	// ScoredVocab is the number of token ids the loss's softmax ran over:
+	// the model's vocabulary, or fewer with Config.CompactVocab, whose loss
+	// is the cross-entropy restricted to them (lower than the true loss:
+	// label it so).
+	ScoredVocab int
+	Kernels     [model.NumKernels]KernelTiming
+	Phases      Phases
+	DWTime      time.Duration // dW worker's time on gradient jobs
+	DWHidden    time.Duration // of DWTime, the part that ran behind other work
 	// OptimizerOverlap is the dW worker's time on the previous update's
 	// AdamW and restaging during this step's forward.
 	OptimizerOverlap time.Duration

@@ -300,6 +300,12 @@ func FFNBackward(c model.Config, t *FFNTape, x, w1, w2, w3, dF []float64) *FFNGr
 type Model struct {
 	Config model.Config // resolved
 	W      []float64    // flat, in the order of Config.Tensors
+	// Scored, if set (Vocab long), restricts the loss to the ids it marks:
+	// the softmax runs over those logits only and the other classifier
+	// rows get no gradient, as in the engine's vocabulary compaction
+	// (engine.Config.CompactVocab). Every target must be scored. Nil
+	// scores the whole vocabulary.
+	Scored []bool
 }
 
 // New returns a model with weights w (copied), which must have
@@ -362,9 +368,15 @@ func (m *Model) Forward(tokens, targets []int) (*Pass, error) {
 	if len(tokens) != s || len(targets) != s {
 		return nil, fmt.Errorf("ref: %d tokens and %d targets for a window of %d", len(tokens), len(targets), s)
 	}
+	if m.Scored != nil && len(m.Scored) != v {
+		return nil, fmt.Errorf("ref: Scored has %d entries for a vocabulary of %d", len(m.Scored), v)
+	}
 	for i := range s {
 		if tokens[i] < 0 || tokens[i] >= v || targets[i] < 0 || targets[i] >= v {
 			return nil, fmt.Errorf("ref: token or target at position %d is outside the vocabulary of %d", i, v)
+		}
+		if !m.scored(targets[i]) {
+			return nil, fmt.Errorf("ref: target %d at position %d is not scored", targets[i], i)
 		}
 	}
 	p := &Pass{Tokens: tokens, Targets: targets}
@@ -392,17 +404,24 @@ func (m *Model) Forward(tokens, targets []int) (*Pass, error) {
 	for t := range s {
 		mx := math.Inf(-1)
 		for j := range v {
-			mx = math.Max(mx, p.Logits[j*s+t])
+			if m.scored(j) {
+				mx = math.Max(mx, p.Logits[j*s+t])
+			}
 		}
 		var sum float64
 		for j := range v {
-			sum += math.Exp(p.Logits[j*s+t] - mx)
+			if m.scored(j) {
+				sum += math.Exp(p.Logits[j*s+t] - mx)
+			}
 		}
 		p.Loss += mx + math.Log(sum) - p.Logits[targets[t]*s+t]
 	}
 	p.Loss /= float64(s)
 	return p, nil
 }
+
+// scored reports whether id j is in the loss's softmax (Model.Scored).
+func (m *Model) scored(j int) bool { return m.Scored == nil || m.Scored[j] }
 
 func (m *Model) classifier() []float64 {
 	if m.Config.Tied {
@@ -424,17 +443,21 @@ func (m *Model) Backward(p *Pass) []float64 {
 			dst[i] += g[i]
 		}
 	}
-	// dlogits = (softmax − onehot)/S.
+	// dlogits = (softmax − onehot)/S, zero on unscored rows.
 	dl := make([]float64, v*s)
 	for t := range s {
 		mx := math.Inf(-1)
 		for j := range v {
-			mx = math.Max(mx, p.Logits[j*s+t])
+			if m.scored(j) {
+				mx = math.Max(mx, p.Logits[j*s+t])
+			}
 		}
 		var sum float64
 		for j := range v {
-			dl[j*s+t] = math.Exp(p.Logits[j*s+t] - mx)
-			sum += dl[j*s+t]
+			if m.scored(j) {
+				dl[j*s+t] = math.Exp(p.Logits[j*s+t] - mx)
+				sum += dl[j*s+t]
+			}
 		}
 		for j := range v {
 			dl[j*s+t] /= sum * float64(s)

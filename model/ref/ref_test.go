@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/anetop/anetop/checkpoint"
@@ -151,18 +152,35 @@ func randomModel(t *testing.T, c model.Config, seed uint64) (*Model, []int, []in
 }
 
 // TestFiniteDifferences checks every gradient of small MHA, GQA (with a head
-// width other than dim/heads) and untied models against central differences.
+// width other than dim/heads) and untied models against central
+// differences, and of two with a loss restricted to some ids (Scored).
 func TestFiniteDifferences(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		c    model.Config
+		name   string
+		c      model.Config
+		scored bool
 	}{
-		{"mha-tied", model.Config{Dim: 8, Hidden: 12, Layers: 2, Heads: 2, Seq: 5, Vocab: 7, Tied: true}},
-		{"gqa-untied", model.Config{Dim: 8, Hidden: 10, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 4, Seq: 6, Vocab: 9}},
-		{"mqa", model.Config{Dim: 6, Hidden: 8, Layers: 1, Heads: 3, KVHeads: 1, HeadDim: 2, Seq: 4, Vocab: 5, Tied: true, RopeTheta: 100}},
+		{"mha-tied", model.Config{Dim: 8, Hidden: 12, Layers: 2, Heads: 2, Seq: 5, Vocab: 7, Tied: true}, false},
+		{"gqa-untied", model.Config{Dim: 8, Hidden: 10, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 4, Seq: 6, Vocab: 9}, false},
+		{"mqa", model.Config{Dim: 6, Hidden: 8, Layers: 1, Heads: 3, KVHeads: 1, HeadDim: 2, Seq: 4, Vocab: 5, Tied: true, RopeTheta: 100}, false},
+		{"mha-tied-scored", model.Config{Dim: 8, Hidden: 12, Layers: 2, Heads: 2, Seq: 5, Vocab: 11, Tied: true}, true},
+		{"gqa-untied-scored", model.Config{Dim: 8, Hidden: 10, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 4, Seq: 6, Vocab: 13}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, in, tg := randomModel(t, tc.c, 7)
+			if tc.scored {
+				// The targets and the even ids: some ids are left out.
+				m.Scored = make([]bool, m.Config.Vocab)
+				for j := range m.Scored {
+					m.Scored[j] = j%2 == 0
+				}
+				for _, y := range tg {
+					m.Scored[y] = true
+				}
+				if !slices.Contains(m.Scored, false) {
+					t.Fatal("every id is scored")
+				}
+			}
 			_, grad, err := m.LossAndGrad(in, tg)
 			if err != nil {
 				t.Fatal(err)
