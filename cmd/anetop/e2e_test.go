@@ -74,6 +74,8 @@ type event struct {
 	Loss   float64 `json:"loss"`
 	Path   string  `json:"path"`
 	OK     bool    `json:"ok"`
+
+	ScoredVocab int `json:"scored_vocab"`
 }
 
 func parseEvents(t *testing.T, r io.Reader) []event {
@@ -442,4 +444,47 @@ func TestE2EBudgetRestarts(t *testing.T) {
 		t.Fatalf("uninterrupted: exit %d: %s", code, stderr)
 	}
 	sameCheckpoints(t, filepath.Join(b, checkpoint.StepName(12)), filepath.Join(a, checkpoint.StepName(12)))
+}
+
+// TestE2ECompactVocab: --compact-vocab scores the ids of the training
+// data only, says so in every step event, and a resume keeps it.
+func TestE2ECompactVocab(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "toks.bin")
+	// 20000 tokens over 37 distinct ids of a 512 vocabulary.
+	raw := make([]byte, 2*20000)
+	for i := range 20000 {
+		id := uint16((i*7 + i/13) % 37 * 13)
+		raw[2*i], raw[2*i+1] = byte(id), byte(id>>8)
+	}
+	if err := os.WriteFile(data, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := append(e2eModel, "--data", data, "--vocab", "512", "--run-dir", dir, "--ckpt-every", "0", "--log-every", "1")
+	code, evs, stderr := runE2E(t, append(args, "--steps", "4", "--compact-vocab")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	scored := func(evs []event) []int {
+		var n []int
+		for _, e := range evs {
+			if e.Type == "step" {
+				n = append(n, e.ScoredVocab)
+			}
+		}
+		return n
+	}
+	if got := scored(evs); len(got) != 4 || got[0] != 37 || got[3] != 37 {
+		t.Errorf("scored_vocab per step %v, want 37 each (the training split's ids)", got)
+	}
+	if !strings.Contains(stderr, "loss") || !strings.Contains(stderr, "(37/512 vocab)") {
+		t.Errorf("the progress line does not label the compacted loss:\n%s", stderr)
+	}
+	code, evs, stderr = runE2E(t, append(args, "--steps", "6", "--resume")...)
+	if code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, stderr)
+	}
+	if got := scored(evs); len(got) != 2 || got[0] != 37 {
+		t.Errorf("after resume scored_vocab %v, want 37: the checkpoint's --compact-vocab is kept", got)
+	}
 }

@@ -21,6 +21,7 @@ type humanLog struct {
 	w     io.Writer
 	every int
 	total int
+	vocab int // the model's, to label a loss over a compacted vocabulary
 }
 
 func (h *humanLog) event(ev engine.Event, tok *data.Tokenizer) {
@@ -35,8 +36,12 @@ func (h *humanLog) event(ev engine.Event, tok *data.Tokenizer) {
 		if s.Emulated {
 			label = "emulator"
 		}
-		fmt.Fprintf(h.w, "step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  %.1f ms/step  util %.1f%% (%s)\n",
-			n, h.total, s.Loss, s.LR, s.TokensPerSec, msec(s.Time), 100*s.Utilisation, label)
+		loss := fmt.Sprintf("loss %.4f", s.Loss)
+		if s.ScoredVocab > 0 && s.ScoredVocab < h.vocab {
+			loss += fmt.Sprintf(" (%d/%d vocab)", s.ScoredVocab, h.vocab)
+		}
+		fmt.Fprintf(h.w, "step %d/%d  %s  lr %.2e  %.0f tok/s  %.1f ms/step  util %.1f%% (%s)\n",
+			n, h.total, loss, s.LR, s.TokensPerSec, msec(s.Time), 100*s.Utilisation, label)
 	case engine.SampleEvent:
 		if tok != nil {
 			fmt.Fprintf(h.w, "sample at step %d: %q\n", ev.Step, sampleText(tok, ev.Prompt, ev.Tokens))
@@ -126,6 +131,7 @@ type jsonStep struct {
 	BudgetUsed   int               `json:"budget_used"`
 	BudgetLimit  int               `json:"budget_limit"`
 	ForeignCalls int64             `json:"foreign_calls"`
+	ScoredVocab  int               `json:"scored_vocab"`
 }
 
 type jsonSample struct {
@@ -221,7 +227,7 @@ func (e *eventWriter) event(ev engine.Event, total int, tok *data.Tokenizer) {
 				"norms": jfloat(msec(s.Phases.Norms)), "dw_wait": jfloat(msec(s.Phases.DWWait)),
 				"optimizer": jfloat(msec(s.Phases.Optimizer)),
 			},
-			BudgetUsed: s.BudgetUsed, BudgetLimit: s.BudgetLimit, ForeignCalls: s.ForeignCalls}
+			BudgetUsed: s.BudgetUsed, BudgetLimit: s.BudgetLimit, ForeignCalls: s.ForeignCalls, ScoredVocab: s.ScoredVocab}
 		for _, k := range s.Kernels {
 			js.Kernels = append(js.Kernels, jsonKernel{Name: k.Name, Evals: k.Evals, MS: jfloat(msec(k.Time)), FLOPs: jfloat(k.FLOPs)})
 		}

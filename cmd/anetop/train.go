@@ -77,7 +77,7 @@ type trainOpts struct {
 	ckptEvery, sampleEvery, sampleLen, logEvery   int
 	evalEvery, evalWindows                        int
 	keep                                          int
-	json, noTUI                                   bool
+	json, noTUI, compact                          bool
 	budget                                        int
 	trace, pipeline                               string
 
@@ -156,6 +156,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.IntVar(&o.logEvery, "log-every", 10, "print a progress line on stderr every N steps (0: never)")
 	fs.BoolVar(&o.json, "json", false, "write one JSON event per line on stdout, see docs/events.md (implies --no-tui)")
 	fs.BoolVar(&o.noTUI, "no-tui", false, "run headless even when stdout is a terminal")
+	fs.BoolVar(&o.compact, "compact-vocab", false, "score only the token ids that occur in the training data (faster classifier for large vocabularies; the training loss is then over those ids, the validation loss stays full)")
 	fs.IntVar(&o.budget, "budget", 0, "kernel compile budget of the process (0: the device's default)")
 	fs.StringVar(&o.pipeline, "pipeline", "dynamic", "kernels: dynamic (weights in the input, compiled once) or static (weights as constants, recompiled every step; restarts the process when the compile budget runs out)")
 	fs.StringVar(&o.trace, "trace", "", "write the step timeline to `FILE` (Chrome/Perfetto trace-event JSON; open in ui.perfetto.dev)")
@@ -273,6 +274,9 @@ func (o *trainOpts) schedule(from *trainMeta, note func(string)) {
 			note(fmt.Sprintf("--%s %g replaces the checkpoint's %g", h.name, *h.dst, h.ckpt))
 		}
 	}
+	if !o.set["compact-vocab"] {
+		o.compact = from.CompactVocab
+	}
 }
 
 // modelConfig is the preset with the overrides applied.
@@ -350,13 +354,14 @@ const (
 // trainMeta is the run's hyper-parameters as stored in a checkpoint, for
 // people and tools reading it (a resume takes them from the flags).
 type trainMeta struct {
-	LR, MinLR float64
-	Warmup    int
-	Steps     int
-	Accum     int
-	Clip      float64
-	Seed      uint64
-	Device    string
+	LR, MinLR    float64
+	Warmup       int
+	Steps        int
+	Accum        int
+	Clip         float64
+	Seed         uint64
+	Device       string
+	CompactVocab bool `json:",omitempty"` // the classifier scored the training data's ids only
 }
 
 // Tensor names inside a checkpoint: Hugging Face Llama names for the weights
@@ -757,6 +762,13 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 	}
 	ecfg := engine.Config{Model: mc, Device: dev, Params: initParams, Seed: o.seed, LR: o.lr,
 		Warmup: o.warmup, Steps: o.steps, Accum: o.accum, Clip: clip, Static: o.pipeline == "static"}
+	if o.compact {
+		// Every target the sampler can draw comes from the training split,
+		// so the subset covers them; the same data gives the same subset on
+		// resume.
+		ecfg.CompactVocab = train.Used(mc.Vocab)
+		info("compacted vocabulary: the classifier scores the %d of %d token ids in the training data", len(ecfg.CompactVocab), mc.Vocab)
+	}
 	if o.trace != "" {
 		path := tracePath(o.trace, os.Getenv(restartEnv))
 		tw, err := trace.Create(path, trace.Options{})
@@ -797,7 +809,7 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	tm := trainMeta{LR: o.lr, MinLR: o.lr / 10, Warmup: o.warmup, Steps: o.steps, Accum: o.accum,
-		Clip: o.clip, Seed: o.seed, Device: dev.Name()}
+		Clip: o.clip, Seed: o.seed, Device: dev.Name(), CompactVocab: o.compact}
 
 	info("training %s (%s, %.2fM parameters) on %s, data %s (%d tokens), checkpoints in %s",
 		o.model, mc, float64(mc.NumParams())/1e6, dev.Name(), src.Name, src.Tokens.Len(), o.runDir)
@@ -942,7 +954,7 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 	console := !o.noTUI && !o.json && stdoutIsConsole(stdout)
 	events, unsubscribe := bus.Subscribe(1 << 14)
 	printed := make(chan struct{})
-	hl := &humanLog{w: stderr, every: o.logEvery, total: o.steps}
+	hl := &humanLog{w: stderr, every: o.logEvery, total: o.steps, vocab: mc.Vocab}
 	if console {
 		hl.every = 0
 	}

@@ -268,7 +268,15 @@ func termEnv() []string {
 }
 
 // anetopBinaryTB is anetopBinary for benchmarks too (same single build).
+// ANETOP_BENCH_BIN names a binary built beforehand instead, one that
+// outlives the benchmark so that a profiler (perf record around the
+// benchmark) can still resolve its symbols.
 func anetopBinaryTB(t testing.TB) string {
+	if bin := os.Getenv("ANETOP_BENCH_BIN"); bin != "" {
+		if _, ok := t.(*testing.B); ok {
+			return bin
+		}
+	}
 	if tt, ok := t.(*testing.T); ok {
 		return anetopBinary(tt)
 	}
