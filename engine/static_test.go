@@ -103,3 +103,21 @@ func TestStaticBudget(t *testing.T) {
 		t.Errorf("New with a budget below one step's compiles: %v", err)
 	}
 }
+
+// TestNewCompileFailure: the kernels compile concurrently; when the budget
+// refuses some, New fails naming the budget, and the device's compiles are
+// the ones that succeeded.
+func TestNewCompileFailure(t *testing.T) {
+	dev, err := sim.New(ane.Options{Budget: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	_, err = New(Config{Model: staticCfg, Device: dev, Seed: 1})
+	if !errors.Is(err, ane.ErrBudgetExhausted) || strings.Count(err.Error(), "engine: compile") != 2 {
+		t.Fatalf("New with a budget of 2: %v; want two compiles refused for the budget", err)
+	}
+	if used, _ := dev.Budget(); used != 2 {
+		t.Errorf("budget used %d, want 2", used)
+	}
+}
