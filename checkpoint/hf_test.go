@@ -351,14 +351,7 @@ func TestHFConfigAndRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if back.Config != p.Config {
-			t.Fatalf("config %+v, wrote %+v", back.Config, p.Config)
-		}
-		for i := range p.Data {
-			if math.Float32bits(back.Data[i]) != math.Float32bits(p.Data[i]) {
-				t.Fatalf("weight %d (%v): %v, wrote %v", i, c, back.Data[i], p.Data[i])
-			}
-		}
+		sameParams(t, back, p)
 		// The exported wq really is permuted (not the identity).
 		sf, err := ReadSafetensors(filepath.Join(dir, HFWeightsFile))
 		if err != nil {

@@ -278,14 +278,7 @@ func TestLlama2CVersionRoundTrip(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if back.Config != p.Config {
-					t.Fatalf("config %+v, wrote %+v", back.Config, p.Config)
-				}
-				for i := range p.Data {
-					if math.Float32bits(back.Data[i]) != math.Float32bits(p.Data[i]) {
-						t.Fatalf("weight %d: %v, wrote %v", i, back.Data[i], p.Data[i])
-					}
-				}
+				sameParams(t, back, p)
 				if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
 					t.Errorf("file mode: %v %v", fi.Mode(), err)
 				}
@@ -327,17 +320,7 @@ func TestLlama2CBadV1(t *testing.T) {
 		{"heads", mod(func(b []byte) []byte { return put(b, 20, 3) }), "n_heads (3) does not divide dim (8)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "bad.bin")
-			if err := os.WriteFile(path, tc.data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			_, err := ReadLlama2C(path)
-			if err == nil {
-				t.Fatal("accepted")
-			}
-			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
-				t.Errorf("error %q does not mention %q and the file", err, tc.want)
-			}
+			refusesLlama2C(t, tc.data, tc.want)
 		})
 	}
 }
