@@ -8,6 +8,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/guptarohit/asciigraph"
+	"github.com/muesli/termenv"
 )
 
 // chart draws the loss and its moving average in exactly w×h cells.
@@ -47,6 +48,7 @@ func chart(s *lossSeries, w, h int, color bool) string {
 	// the full width (bin repeats points) so the step axis reads well.
 	cols := w - 8
 	var out []string
+	var widths []int
 	for range 3 {
 		train, avg, val := bin(s, cols)
 		opts := []asciigraph.Option{
@@ -76,8 +78,11 @@ func chart(s *lossSeries, w, h int, color bool) string {
 		}
 		out = strings.Split(strings.TrimRight(asciigraph.PlotMany(series, opts...), "\n"), "\n")
 		wide := 0
+		widths = widths[:0]
 		for _, l := range out {
-			wide = max(wide, lipgloss.Width(l))
+			lw := lipgloss.Width(l)
+			widths = append(widths, lw)
+			wide = max(wide, lw)
 		}
 		if wide <= w || cols <= 8 {
 			break
@@ -87,9 +92,42 @@ func chart(s *lossSeries, w, h int, color bool) string {
 	// Rounding in asciigraph can add a row; drop from the top so the step
 	// axis stays visible.
 	if len(out) > h {
-		out = out[len(out)-h:]
+		out, widths = out[len(out)-h:], widths[len(widths)-h:]
 	}
-	return block(out, w, h)
+	if slices.Max(widths) > w {
+		return block(out, w, h)
+	}
+	// block, without measuring every line again: pad to w, then blank
+	// lines to h.
+	var b strings.Builder
+	for i := range h {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if i < len(out) {
+			b.WriteString(out[i])
+			b.WriteString(strings.Repeat(" ", w-widths[i]))
+		} else {
+			b.WriteString(strings.Repeat(" ", w))
+		}
+	}
+	return b.String()
+}
+
+// chartKey is what a chart drawn by Model.chart depends on.
+type chartKey struct {
+	gen, w, h int
+	p         termenv.Profile
+}
+
+// chart is chart(&m.series, w, h, colour()), drawn again only when the
+// series, the size or the colour profile changed.
+func (m *Model) chart(w, h int) string {
+	k := chartKey{m.seriesGen, w, h, lipgloss.ColorProfile()}
+	if m.chartS == "" || m.chartK != k {
+		m.chartK, m.chartS = k, chart(&m.series, w, h, colour())
+	}
+	return m.chartS
 }
 
 func placeholder(msg string, w, h int) string {

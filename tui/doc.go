@@ -5,7 +5,7 @@
 //
 // It renders what the engine already computed and does no arithmetic on
 // tensors. It never slows the engine down: it polls an event Source on a
-// tick (at most 15 Hz), draining a subscription that drops events when
+// tick (twice a second), draining a subscription that drops events when
 // full, so a busy terminal costs the training loop nothing. Commands go
 // through a Controller, a seam that lets cmd/anetop wrap the engine's
 // Runner (for example to turn Restart into checkpoint + exec) and lets

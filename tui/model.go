@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/progress"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/anetop/anetop/engine"
@@ -58,6 +59,22 @@ type Model struct {
 
 	keyLineW int    // width keyLineS was drawn for
 	keyLineS string // the key line, which changes only with the width
+
+	memo map[memoKey]memoVal // styled's cache
+
+	line1K line1Key // what line1S, the header's first line, was drawn for
+	line1S string
+
+	// The chart changes only when the series does: at a few steps a
+	// second most frames would draw the same one again.
+	seriesGen int // bumped whenever series changes
+	chartK    chartKey
+	chartS    string
+
+	barW    int // width and colour bar was made for
+	barC    bool
+	bar     progress.Model
+	haveBar bool
 }
 
 type tickMsg time.Time
@@ -168,6 +185,7 @@ func (m *Model) apply(ev engine.Event) {
 		}
 		m.last, m.haveStep = st, true
 		m.series.add(st.Step, st.Loss)
+		m.seriesGen++
 		if st.Time > 0 {
 			if m.stepEMA == 0 {
 				m.stepEMA = st.Time
@@ -188,6 +206,7 @@ func (m *Model) apply(ev engine.Event) {
 		// Measured after ev.Step steps: the weights the loss of step index
 		// ev.Step−1 (0-based, as the series counts) left behind.
 		m.series.addVal(ev.Step-1, ev.Loss)
+		m.seriesGen++
 	case engine.WarningEvent:
 		m.warn, m.warnAt = fmt.Sprintf("step %d: %s", ev.Step, ev.Msg), now
 	case engine.ErrorEvent:
@@ -204,6 +223,7 @@ func (m *Model) apply(ev engine.Event) {
 			// The engine went back to its initial weights and step 0:
 			// the old curve would only mislead.
 			m.series = lossSeries{}
+			m.seriesGen++
 			m.haveStep, m.last, m.stepEMA = false, engine.StepStats{}, 0
 		case "stopped", "finished":
 			m.paused, m.ended = false, true

@@ -54,8 +54,12 @@ type Options struct {
 	Info       RunInfo
 	// Now is the clock (tests inject a fixed one); nil means time.Now.
 	Now func() time.Time
-	// Interval between redraws; 0 means 1/15 s, and faster is clamped to
-	// it, so the console never costs more than ~15 frames a second.
+	// Interval between redraws of the run's figures; 0 means 1/2 s, and
+	// faster is clamped to it, so the console never costs more than two
+	// frames a second (plus one per key). Each frame costs the training
+	// loop several times its own CPU time on a machine whose cores the
+	// training keeps busy: at 15 frames a second the tiny preset on two
+	// vCPUs lost about 8 % of its steps/s (docs/BENCHMARKS.md).
 	Interval time.Duration
 }
 
@@ -63,12 +67,12 @@ type Options struct {
 // waiting for the exit checkpoint: the caller should cancel the run.
 var ErrQuitNow = errors.New("tui: quit before the exit checkpoint was written")
 
-// subscriptionBuffer holds ~4 s of events at 1000 steps/s between two
-// 15 Hz drains; beyond that events are dropped and Latest still shows the
-// newest step.
+// subscriptionBuffer holds ~4 s of events at 1000 steps/s, eight times
+// the time between two drains; beyond that events are dropped and Latest
+// still shows the newest step.
 const subscriptionBuffer = 4096
 
-const minInterval = time.Second / 15
+const minInterval = time.Second / 2
 
 // Run shows the console on the terminal until the user quits or ctx ends.
 // It installs no signal handler: cancel ctx on SIGINT/SIGTERM. It returns
@@ -83,6 +87,9 @@ func Run(ctx context.Context, src Source, ctl Controller, info RunInfo) error {
 	defer m.Close()
 	p := tea.NewProgram(m,
 		tea.WithAltScreen(),
+		// The renderer's own rate: a key's feedback shows within 1/15 s.
+		// Between the redraw ticks the view has not changed, and a flush
+		// of an unchanged view writes nothing.
 		tea.WithFPS(15),
 		tea.WithContext(ctx),
 		tea.WithoutSignalHandler(),

@@ -76,7 +76,7 @@ func (m *Model) narrowBody(w, h int) string {
 	chartH := max(3, h-fixed)
 	parts := []string{
 		m.rule("loss", m.lossLegend(), w),
-		chart(&m.series, w, chartH, colour()),
+		m.chart(w, chartH),
 		m.rule("kernels", m.stepLegend(), w),
 		block(m.kernelTable(), w, kernelLines),
 		block(m.phaseLines(), w, 2),
@@ -97,7 +97,7 @@ func (m *Model) wideBody(w, h int) string {
 	chartH := h - 2 - sampleH
 	left := strings.Join([]string{
 		m.rule("loss", m.lossLegend(), leftW),
-		chart(&m.series, leftW, chartH, colour()),
+		m.chart(leftW, chartH),
 		m.rule("sample", m.sampleLegend(), leftW),
 		block(m.sampleLines(leftW, sampleH), leftW, sampleH),
 	}, "\n")
@@ -150,46 +150,37 @@ func sideBySide(left, right, sep string) string {
 
 // rule is a section title: "── loss ── 3.2101 · avg 3.3012 ─────".
 func (m *Model) rule(title, legend string, w int) string {
-	s := accent.Render("── "+title+" ") + legend
+	head := m.styledW(&accent, "── "+title+" ")
+	s := head.s + legend
+	used := head.w
 	if legend != "" {
 		s += " "
+		used += lipgloss.Width(legend) + 1
 	}
-	if n := w - lipgloss.Width(s); n > 0 {
-		s += dim.Render(strings.Repeat("─", n))
+	if n := w - used; n > 0 {
+		// Exactly w wide now: what fit would return unchanged.
+		return s + m.styled(&dim, strings.Repeat("─", n))
 	}
 	return fit(s, w)
 }
 
+// line1Key is what the header's first line depends on besides the run's
+// info, which does not change.
+type line1Key struct {
+	w        int
+	emulated bool
+	state    string
+	p        termenv.Profile
+}
+
 func (m *Model) header(w int) string {
 	info := m.info
-	name := info.Model
-	if name == "" {
-		name = "model"
-	}
-	parts := []string{accent.Render("anetop") + "  " + bold.Render(name)}
-	if info.Params > 0 {
-		parts[0] += " · " + count(info.Params) + " params"
-	}
-	dev := info.Device
-	if m.haveStep && m.last.Emulated {
-		// Never let an emulated number pass for the chip's: say
-		// "emulator" even if the device name already hints at it.
-		rest := strings.TrimPrefix(strings.TrimPrefix(info.Device, "emulator"), " · ")
-		dev = warnSt.Render("emulator")
-		if rest != "" && !strings.HasPrefix(rest, "sim") {
-			dev += dim.Render(" · " + rest)
-		}
-	}
-	parts = append(parts, dev)
-	if info.BLAS != "" {
-		parts = append(parts, "blas "+info.BLAS)
-	}
 	state := m.stateBadge()
-	left := items(parts, dim.Render("  │  "), w-lipgloss.Width(state)-1)
-	if lipgloss.Width(left) == 0 {
-		left = parts[0]
+	k := line1Key{w, m.haveStep && m.last.Emulated, state, lipgloss.ColorProfile()}
+	if m.line1S == "" || m.line1K != k {
+		m.line1K, m.line1S = k, m.line1(w, k.emulated, state)
 	}
-	line1 := fit(left, w-lipgloss.Width(state)-1) + " " + state
+	line1 := m.line1S
 
 	done := 0
 	if m.haveStep {
@@ -208,16 +199,76 @@ func (m *Model) header(w int) string {
 	case info.Steps > 0 && m.stepEMA > 0 && done <= info.Steps:
 		eta = "ETA " + dur(time.Duration(info.Steps-done)*m.stepEMA)
 	}
-	parts = []string{bold.Render(step), tokRate(m.last.TokensPerSec) + " tok/s",
+	parts := []string{bold.Render(step), tokRate(m.last.TokensPerSec) + " tok/s",
 		"elapsed " + dur(m.clock.Sub(m.start)), eta}
 	if m.haveStep {
 		parts = append(parts, "loss "+bold.Render(lossText(m.last.Loss)), fmt.Sprintf("lr %.2e", m.last.LR))
 	}
-	line2 := items(parts, dim.Render("  │  "), w)
-	return fit(line1, w) + "\n" + fit(line2, w)
+	line2 := items(parts, m.styled(&dim, "  │  "), w)
+	return line1 + "\n" + fit(line2, w)
+}
+
+// line1 is the header's first line: the model, the device and the state,
+// exactly w wide.
+func (m *Model) line1(w int, emulated bool, state string) string {
+	info := m.info
+	name := info.Model
+	if name == "" {
+		name = "model"
+	}
+	parts := []string{accent.Render("anetop") + "  " + bold.Render(name)}
+	if info.Params > 0 {
+		parts[0] += " · " + count(info.Params) + " params"
+	}
+	dev := info.Device
+	if emulated {
+		// Never let an emulated number pass for the chip's: say
+		// "emulator" even if the device name already hints at it.
+		rest := strings.TrimPrefix(strings.TrimPrefix(info.Device, "emulator"), " · ")
+		dev = warnSt.Render("emulator")
+		if rest != "" && !strings.HasPrefix(rest, "sim") {
+			dev += dim.Render(" · " + rest)
+		}
+	}
+	parts = append(parts, dev)
+	if info.BLAS != "" {
+		parts = append(parts, "blas "+info.BLAS)
+	}
+	left := items(parts, dim.Render("  │  "), w-lipgloss.Width(state)-1)
+	if lipgloss.Width(left) == 0 {
+		left = parts[0]
+	}
+	return fit(fit(left, w-lipgloss.Width(state)-1)+" "+state, w)
 }
 
 func (m *Model) stateBadge() string {
+	k := memoKey{nil, m.badgeName(), lipgloss.ColorProfile()}
+	if v, ok := m.memo[k]; ok {
+		return v.s
+	}
+	return m.remember(k, m.renderBadge()).s
+}
+
+// badgeName is what renderBadge draws, as a cache key.
+func (m *Model) badgeName() string {
+	switch {
+	case m.state == "error":
+		return "error"
+	case m.quitting && !m.ended:
+		return "stopping"
+	case m.paused:
+		return "paused"
+	case m.state == "finished":
+		return "finished"
+	case m.state == "stopped":
+		return "stopped"
+	case m.state == "running", m.state == "restarted", m.haveStep:
+		return "running"
+	}
+	return "state " + m.state
+}
+
+func (m *Model) renderBadge() string {
 	switch {
 	case m.state == "error":
 		return errSt.Inherit(badge).Render("ERROR")
@@ -254,15 +305,15 @@ func (m *Model) lossLegend() string {
 		if val != "" {
 			mark = " (• avg, ◆ val)"
 		}
-		return "train " + bold.Render(lossText(last)) + dim.Render(" · ") + "avg " + avg + val + dim.Render(mark)
+		return "train " + bold.Render(lossText(last)) + m.styled(&dim, " · ") + "avg " + avg + val + m.styled(&dim, mark)
 	}
 	// The names take the colours of their curves (asciigraph's SkyBlue,
 	// Orange and LimeGreen), which is the chart's legend.
 	if val != "" {
-		val = dim.Render(" · ") + valSt.Render("val ") + strings.TrimPrefix(val, " · val ")
+		val = m.styled(&dim, " · ") + m.styled(&valSt, "val ") + strings.TrimPrefix(val, " · val ")
 	}
-	return trainSt.Render("train ") + bold.Render(lossText(last)) + dim.Render(" · ") +
-		avgSt.Render("avg ") + avg + val
+	return m.styled(&trainSt, "train ") + bold.Render(lossText(last)) + m.styled(&dim, " · ") +
+		m.styled(&avgSt, "avg ") + avg + val
 }
 
 func (m *Model) stepLegend() string {
@@ -279,7 +330,7 @@ const kernelLines = 1 + int(model.NumKernels)
 
 func (m *Model) kernelTable() []string {
 	const format = "%-10s %10s %9s %7s %14s"
-	lines := []string{dim.Render(fmt.Sprintf(format, "kernel", "evals/step", "ms/step", "share", "achieved"))}
+	lines := []string{m.styled(&dim, fmt.Sprintf(format, "kernel", "evals/step", "ms/step", "share", "achieved"))}
 	st := m.last
 	for _, id := range model.Kernels {
 		k := st.Kernels[id]
@@ -307,9 +358,9 @@ func (m *Model) phaseLines() []string {
 	}
 	p, st := m.last.Phases, m.last
 	return []string{
-		dim.Render("CPU ms   ") + fmt.Sprintf("staging %s · classifier %s · norms %s · optimizer %s",
+		m.styled(&dim, "CPU ms   ") + fmt.Sprintf("staging %s · classifier %s · norms %s · optimizer %s",
 			ms(p.Staging), ms(p.Classifier), ms(p.Norms), ms(p.Optimizer)),
-		dim.Render("dW ms    ") + fmt.Sprintf("wait %s · worker %s · hidden by overlap %s (%s)",
+		m.styled(&dim, "dW ms    ") + fmt.Sprintf("wait %s · worker %s · hidden by overlap %s (%s)",
 			ms(p.DWWait), ms(st.DWTime), ms(st.DWHidden), share(st.DWHidden, st.DWTime)),
 	}
 }
@@ -319,7 +370,7 @@ func (m *Model) phaseLines() []string {
 func (m *Model) phaseTable() []string {
 	const format = "%-12s %9s %7s"
 	p, st := m.last.Phases, m.last
-	lines := []string{dim.Render(fmt.Sprintf(format, "phase", "ms/step", "share"))}
+	lines := []string{m.styled(&dim, fmt.Sprintf(format, "phase", "ms/step", "share"))}
 	for _, r := range []struct {
 		name string
 		d    time.Duration
@@ -375,10 +426,15 @@ func (m *Model) gauges(w int) []string {
 	}
 	textW := max(lipgloss.Width(utilText), lipgloss.Width(budText))
 	barW := max(10, w-labelW-textW-2)
-	bar := progress.New(progress.WithWidth(barW), progress.WithoutPercentage(), progress.WithSolidFill("75"))
-	if !colour() {
-		bar = progress.New(progress.WithWidth(barW), progress.WithoutPercentage(), progress.WithColorProfile(termenv.Ascii))
+	if c := colour(); !m.haveBar || m.barW != barW || m.barC != c {
+		if c {
+			m.bar = progress.New(progress.WithWidth(barW), progress.WithoutPercentage(), progress.WithSolidFill("75"))
+		} else {
+			m.bar = progress.New(progress.WithWidth(barW), progress.WithoutPercentage(), progress.WithColorProfile(termenv.Ascii))
+		}
+		m.barW, m.barC, m.haveBar = barW, c, true
 	}
+	bar := m.bar
 	return []string{
 		fmt.Sprintf("%-*s", labelW, dev+" util") + bar.ViewAs(clamp01(st.Utilisation)) + "  " + utilText,
 		fmt.Sprintf("%-*s", labelW, "compile budget") + bar.ViewAs(clamp01(budPct)) + "  " + budText,
@@ -401,7 +457,7 @@ func (m *Model) sampleLegend() string {
 
 func (m *Model) sampleLines(w, h int) []string {
 	if m.sample == "" {
-		return []string{dim.Render("no sample yet — press s")}
+		return []string{m.styled(&dim, "no sample yet — press s")}
 	}
 	text := strings.ReplaceAll(m.sample, "\r", "")
 	wrapped := strings.Split(lipgloss.NewStyle().Width(w).Render(text), "\n")
@@ -420,13 +476,13 @@ func (m *Model) status(w int) string {
 	var ck string
 	switch {
 	case !m.ckpt.ok:
-		ck = dim.Render("no checkpoint yet")
+		ck = m.styled(&dim, "no checkpoint yet")
 	case m.ckpt.err != "":
 		ck = errSt.Render(fmt.Sprintf("checkpoint at step %d failed (%s ago): %s", m.ckpt.step, dur(m.clock.Sub(m.ckpt.at)), m.ckpt.err))
 	default:
-		ck = okSt.Render("✔") + fmt.Sprintf(" checkpoint step %d, %s ago", m.ckpt.step, dur(m.clock.Sub(m.ckpt.at)))
+		ck = m.styled(&okSt, "✔") + fmt.Sprintf(" checkpoint step %d, %s ago", m.ckpt.step, dur(m.clock.Sub(m.ckpt.at)))
 		if m.ckpt.path != "" {
-			ck += dim.Render(" → " + m.ckpt.path)
+			ck += m.styled(&dim, " → "+m.ckpt.path)
 		}
 	}
 	var msg string
@@ -442,7 +498,7 @@ func (m *Model) status(w int) string {
 		return fit(ck, w)
 	}
 	// The message matters more than the checkpoint: it goes first.
-	return fit(msg+dim.Render("  │  ")+ck, w)
+	return fit(msg+m.styled(&dim, "  │  ")+ck, w)
 }
 
 // keyLine depends only on the width; it is cached, as rendering the help
