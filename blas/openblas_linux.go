@@ -4,6 +4,7 @@ package blas
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 
@@ -28,7 +29,23 @@ type openblasKernel struct {
 	arg                          [1]uintptr // setNumThreads' argument; mu held exclusively
 }
 
+// threadTimeoutEnv is how long OpenBLAS's idle pool threads spin (2^n
+// cycles, n from 4 to 30; the library's default is 28, about 0.1 s)
+// before they sleep. anetop calls sgemm from two goroutines with one
+// OpenBLAS thread each most of the time, so the pool's other threads only
+// spin, in sched_yield: 20–40 % of a 2-vCPU machine in profiles, taken from
+// the device and dW workers. The shortest timeout made stories15m steps
+// about 7 % faster there (docs/BENCHMARKS.md). The library reads it once,
+// when it loads; a value the user set is kept.
+const (
+	threadTimeoutEnv = "OPENBLAS_THREAD_TIMEOUT"
+	threadTimeout    = "4"
+)
+
 func loadOpenBLAS() (kernel, error) {
+	if os.Getenv(threadTimeoutEnv) == "" {
+		os.Setenv(threadTimeoutEnv, threadTimeout)
+	}
 	lib, err := dlopenFirst(openblasNames)
 	if err != nil {
 		return nil, err
