@@ -20,6 +20,9 @@ type Model struct {
 	ctl      Controller
 	now      func() time.Time
 	interval time.Duration
+	// compilesPerStep is the budget the last step spent (-1 before two
+	// consecutive steps were seen).
+	compilesPerStep int
 
 	events <-chan engine.Event
 	cancel func()
@@ -84,13 +87,14 @@ type tickMsg time.Time
 // lost; call Close (Run does) to unsubscribe.
 func New(o Options) *Model {
 	m := &Model{
-		info:     o.Info,
-		src:      o.Source,
-		ctl:      o.Controller,
-		now:      o.Now,
-		interval: max(o.Interval, minInterval),
-		state:    "waiting",
-		keys:     defaultKeys(),
+		compilesPerStep: -1,
+		info:            o.Info,
+		src:             o.Source,
+		ctl:             o.Controller,
+		now:             o.Now,
+		interval:        max(o.Interval, minInterval),
+		state:           "waiting",
+		keys:            defaultKeys(),
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -183,6 +187,11 @@ func (m *Model) apply(ev engine.Event) {
 		if m.series.n() > 0 && st.Step <= m.series.lastStep() {
 			return // replayed twice (see New)
 		}
+		if m.haveStep && st.Step == m.last.Step+1 {
+			// Compiles a step costs: 0 on the dynamic pipeline, 4 per layer
+			// on the static one, which restarts before the budget runs out.
+			m.compilesPerStep = st.BudgetUsed - m.last.BudgetUsed
+		}
 		m.last, m.haveStep = st, true
 		m.series.add(st.Step, st.Loss)
 		m.seriesGen++
@@ -224,7 +233,7 @@ func (m *Model) apply(ev engine.Event) {
 			// the old curve would only mislead.
 			m.series = lossSeries{}
 			m.seriesGen++
-			m.haveStep, m.last, m.stepEMA = false, engine.StepStats{}, 0
+			m.haveStep, m.last, m.stepEMA, m.compilesPerStep = false, engine.StepStats{}, 0, -1
 		case "stopped", "finished":
 			m.paused, m.ended = false, true
 		}

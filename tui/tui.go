@@ -40,6 +40,7 @@ type RunInfo struct {
 	BLAS   string // blas backend name, e.g. "accelerate"
 	Steps  int    // total steps of the run (0: unknown)
 	RunDir string // where checkpoints go (shown in help)
+	Vocab  int    // the model's vocabulary, to label a loss over fewer ids (--compact-vocab)
 	// Decode turns sampled tokens into text; nil shows token ids.
 	Decode func(tokens []int32) string
 	// ExitOnFinish quits the console when the run finishes or stops by

@@ -559,3 +559,38 @@ func TestValidationPoints(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetGauge: the compile-budget gauge says where the budget forces
+// an exec restart — never on the dynamic pipeline, before the step whose
+// recompiles no longer fit on the static one — and the loss says when it is
+// over a compacted vocabulary.
+func TestBudgetGauge(t *testing.T) {
+	r := newRig(t, 120, 40)
+	r.m.info.Vocab = 512
+	for i := range 3 {
+		st := stats(i, 5)
+		st.BudgetUsed, st.BudgetLimit = 4, 119
+		r.bus.Publish(engine.StepEvent{StepStats: st})
+	}
+	r.tick()
+	if v := r.m.View(); !strings.Contains(v, "4/119 compiles · no restart") {
+		t.Errorf("dynamic pipeline gauge:\n%s", v)
+	}
+
+	r = newRig(t, 120, 40)
+	r.m.info.Vocab = 512
+	// Static: 4 shared + 8 per step, limit 28: steps 1–3 fit, 4 does not.
+	for i := range 2 {
+		st := stats(i, 5)
+		st.BudgetUsed, st.BudgetLimit, st.ScoredVocab = 4+8*(i+1), 28, 37
+		r.bus.Publish(engine.StepEvent{StepStats: st})
+	}
+	r.tick()
+	v := r.m.View()
+	if !strings.Contains(v, "20/28 compiles · restart at step 4") {
+		t.Errorf("static pipeline gauge after 2 steps:\n%s", v)
+	}
+	if !strings.Contains(v, "(37/512 vocab)") {
+		t.Errorf("the loss does not say it is over 37 of 512 ids:\n%s", v)
+	}
+}

@@ -202,7 +202,11 @@ func (m *Model) header(w int) string {
 	parts := []string{bold.Render(step), tokRate(m.last.TokensPerSec) + " tok/s",
 		"elapsed " + dur(m.clock.Sub(m.start)), eta}
 	if m.haveStep {
-		parts = append(parts, "loss "+bold.Render(lossText(m.last.Loss)), fmt.Sprintf("lr %.2e", m.last.LR))
+		loss := "loss " + bold.Render(lossText(m.last.Loss))
+		if k := m.last.ScoredVocab; k > 0 && k < m.info.Vocab {
+			loss += dim.Render(fmt.Sprintf(" (%d/%d vocab)", k, m.info.Vocab))
+		}
+		parts = append(parts, loss, fmt.Sprintf("lr %.2e", m.last.LR))
 	}
 	line2 := items(parts, m.styled(&dim, "  │  "), w)
 	return line1 + "\n" + fit(line2, w)
@@ -418,7 +422,7 @@ func (m *Model) gauges(w int) []string {
 	budPct := 0.0
 	if m.haveStep {
 		if st.BudgetLimit > 0 {
-			budText = fmt.Sprintf("%d/%d compiles · restart at %d", st.BudgetUsed, st.BudgetLimit, st.BudgetLimit)
+			budText = fmt.Sprintf("%d/%d compiles", st.BudgetUsed, st.BudgetLimit) + m.restartText()
 			budPct = float64(st.BudgetUsed) / float64(st.BudgetLimit)
 		} else {
 			budText = fmt.Sprintf("%d compiles · no limit", st.BudgetUsed)
@@ -439,6 +443,23 @@ func (m *Model) gauges(w int) []string {
 		fmt.Sprintf("%-*s", labelW, dev+" util") + bar.ViewAs(clamp01(st.Utilisation)) + "  " + utilText,
 		fmt.Sprintf("%-*s", labelW, "compile budget") + bar.ViewAs(clamp01(budPct)) + "  " + budText,
 	}
+}
+
+// restartText says where the compile budget will force an exec restart:
+// never on the dynamic pipeline (its kernels compile once), or before the
+// step whose recompiles no longer fit on the static one.
+func (m *Model) restartText() string {
+	st, per := m.last, m.compilesPerStep
+	switch {
+	case per < 0:
+		return ""
+	case per == 0:
+		return " · no restart"
+	}
+	// Steps 1-based like the header: after step done, (limit − used)/per
+	// more fit, and the one after them starts in a fresh process.
+	done := st.Step + 1
+	return fmt.Sprintf(" · restart at step %d", done+(st.BudgetLimit-st.BudgetUsed)/per+1)
 }
 
 func clamp01(v float64) float64 {

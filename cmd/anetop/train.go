@@ -997,7 +997,7 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 		decode = func(t []int32) string { return sampleText(src.Tokenizer, nil, t) }
 	}
 	cinfo := tui.RunInfo{Model: o.model, Params: int64(mc.NumParams()), Device: dev.Name(), BLAS: blas.Backend(),
-		Steps: o.steps, RunDir: o.runDir, Decode: decode}
+		Steps: o.steps, RunDir: o.runDir, Decode: decode, Vocab: mc.Vocab}
 	ctl := &restartCtl{r: r}
 	quitNow, restart, runErr := startRun(ctx, cancel, r, ctl, console, cinfo, finish)
 	werr := run.Wait()
