@@ -594,3 +594,20 @@ func TestBudgetGauge(t *testing.T) {
 		t.Errorf("the loss does not say it is over 37 of 512 ids:\n%s", v)
 	}
 }
+
+// TestSampleIsSanitised: generated text cannot move the terminal's cursor:
+// tabs, carriage returns, escape sequences and invalid UTF-8 are neutralised,
+// and the screen keeps its size.
+func TestSampleIsSanitised(t *testing.T) {
+	if got, want := printable("a\tb\r\nc\x1b[2Jd\xffe\u0085"), "a b\nc·[2Jd\uFFFDe·"; got != want {
+		t.Errorf("printable = %q, want %q", got, want)
+	}
+	r := newRig(t, 120, 40)
+	r.m.info.Decode = func([]int32) string { return "tab\there\x1b[2J\r\x07 and more\tand more\t\t\tand more" }
+	r.run(20)
+	v := r.m.View()
+	checkScreen(t, v, 120, 40)
+	if strings.ContainsAny(v, "\t\r\x07") || strings.Contains(v, "\x1b[2J") {
+		t.Errorf("control characters reached the screen: %q", v)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/progress"
@@ -480,8 +481,7 @@ func (m *Model) sampleLines(w, h int) []string {
 	if m.sample == "" {
 		return []string{m.styled(&dim, "no sample yet — press s")}
 	}
-	text := strings.ReplaceAll(m.sample, "\r", "")
-	wrapped := strings.Split(lipgloss.NewStyle().Width(w).Render(text), "\n")
+	wrapped := strings.Split(lipgloss.NewStyle().Width(w).Render(printable(m.sample)), "\n")
 	if len(wrapped) > h {
 		// The newest tokens are at the end; keep the start, which has the
 		// prompt, and mark the cut.
@@ -553,4 +553,27 @@ func (m *Model) helpView() string {
 		b.WriteString("\n" + dim.Render("Checkpoints: "+m.info.RunDir))
 	}
 	return helpBox.Render(b.String())
+}
+
+// printable makes generated text safe to draw: a model emits whatever bytes
+// its tokens decode to, and a tab, a carriage return, an escape sequence or
+// invalid UTF-8 would move the terminal's cursor behind the renderer's back
+// (a tab is 1 cell to the layout and up to 8 to the terminal) and shift
+// every line below it. Newlines stay; tabs become a space; other control
+// characters become "·"; invalid bytes U+FFFD.
+func printable(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n':
+			return r
+		case r == '\t':
+			return ' '
+		case r == '\r':
+			return -1
+		case unicode.IsControl(r):
+			return '·'
+		}
+		return r
+	}, s)
 }
