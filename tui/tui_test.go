@@ -599,7 +599,7 @@ func TestBudgetGauge(t *testing.T) {
 // tabs, carriage returns, escape sequences and invalid UTF-8 are neutralised,
 // and the screen keeps its size.
 func TestSampleIsSanitised(t *testing.T) {
-	if got, want := printable("a\tb\r\nc\x1b[2Jd\xffe\u0085"), "a b\nc·[2Jd\uFFFDe·"; got != want {
+	if got, want := printable("a\tb\r\nc\x1b[2Jd\xffe\u0085f\u0605g\u0301h"), "a b\nc·[2Jd\uFFFDe·f·g·h"; got != want {
 		t.Errorf("printable = %q, want %q", got, want)
 	}
 	r := newRig(t, 120, 40)

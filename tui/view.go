@@ -560,7 +560,8 @@ func (m *Model) helpView() string {
 // invalid UTF-8 would move the terminal's cursor behind the renderer's back
 // (a tab is 1 cell to the layout and up to 8 to the terminal) and shift
 // every line below it. Newlines stay; tabs become a space; other control
-// characters become "·"; invalid bytes U+FFFD.
+// and format characters and combining marks become "·"; invalid bytes
+// U+FFFD.
 func printable(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	return strings.Map(func(r rune) rune {
@@ -571,7 +572,10 @@ func printable(s string) string {
 			return ' '
 		case r == '\r':
 			return -1
-		case unicode.IsControl(r):
+		case unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Mn, unicode.Me, unicode.Co):
+			// Format characters and combining marks have no width of their
+			// own, and terminals disagree with the layout about them
+			// (an untrained model emits them freely).
 			return '·'
 		}
 		return r
