@@ -220,11 +220,11 @@ func TestWriteError(t *testing.T) {
 	}
 }
 
-// TestEngineRun traces two steps of the tiny preset on the emulator into a
+// TestEngineRun traces four steps of the tiny preset on the emulator into a
 // file and checks it against the engine's own accounting: one device span
 // per kernel evaluation of StepStats, every span inside its step's span,
-// each track nested, and dW jobs running during device evaluations
-// whenever the engine reports dW time hidden.
+// each track nested, and dW jobs running during device evaluations in a
+// run whose steps report dW time hidden.
 func TestEngineRun(t *testing.T) {
 	c, err := model.Preset("tiny")
 	if err != nil {
@@ -249,9 +249,10 @@ func TestEngineRun(t *testing.T) {
 	for i := range x {
 		x[i], y[i] = int32(i*5%c.Vocab), int32((i*5+5)%c.Vocab)
 	}
+	const steps = 4
 	var evals int64
 	var stats []engine.StepStats
-	for range 2 {
+	for range steps {
 		st, err := e.Step(x, y)
 		if err != nil {
 			t.Fatal(err)
@@ -275,27 +276,29 @@ func TestEngineRun(t *testing.T) {
 	if n := int64(len(tid(engine.TrackDevice))); n != evals {
 		t.Errorf("%d device spans, StepStats count %d kernel evaluations", n, evals)
 	}
-	steps := tid(engine.TrackStep)
-	if len(steps) != 2 {
-		t.Fatalf("%d step spans, want 2", len(steps))
+	stepSpans := tid(engine.TrackStep)
+	if len(stepSpans) != steps {
+		t.Fatalf("%d step spans, want %d", len(stepSpans), steps)
 	}
 	for tr := range engine.NumTracks {
 		if tr != engine.TrackStep && len(tid(tr)) == 0 {
 			t.Errorf("no spans on track %v", tr)
 		}
 		for _, s := range tid(tr) {
-			st := steps[int(s.Args["step"].(float64))]
+			st := stepSpans[int(s.Args["step"].(float64))]
 			if s.ts < st.ts || s.end() > st.end() {
 				t.Errorf("%v span %s [%d, %d] ns outside its step [%d, %d]", tr, s.Name, s.ts, s.end(), st.ts, st.end())
 			}
 		}
 	}
+	var totalOverlap time.Duration
+	hiddenSteps := 0
 	for i, st := range stats {
 		if st.DWHidden <= 0 {
 			continue
 		}
-		// The worker ran behind the main goroutine: some of that time must
-		// coincide with the device.
+		// The worker ran behind the main goroutine: time it spent beside
+		// the device.
 		var overlap time.Duration
 		for _, d := range tid(engine.TrackDW) {
 			if int(d.Args["step"].(float64)) != i || d.Name == "AdamW" {
@@ -321,11 +324,16 @@ func TestEngineRun(t *testing.T) {
 		if busy <= 0 {
 			t.Errorf("step %d: the engine reports %v of dW hidden, but in the trace the worker only ran while the main goroutine waited", i, st.DWHidden)
 		}
-		// Under the race detector the main goroutine's instrumented CPU
-		// phases are several times slower than the worker's uninstrumented
-		// sgemms, and the worker may finish while it is still staging.
-		if overlap <= 0 && !raceEnabled {
-			t.Errorf("step %d: the engine reports %v of dW hidden, but no dW span overlaps a device span", i, st.DWHidden)
-		}
+		totalOverlap += overlap
+		hiddenSteps++
+	}
+	// "Hidden" means behind any other work, the CPU phases included, so a
+	// single step's worker may finish before the next kernel starts (seen
+	// in step 0 on a loaded machine). Over the run, though, the gradients
+	// must have run beside the device. Under the race detector the main
+	// goroutine's instrumented CPU phases are several times slower than the
+	// worker's uninstrumented sgemms, so even that is not guaranteed.
+	if hiddenSteps > 0 && totalOverlap <= 0 && !raceEnabled {
+		t.Errorf("the engine reports dW hidden in %d steps, but no dW span overlaps a device span in any", hiddenSteps)
 	}
 }
