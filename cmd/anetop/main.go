@@ -1,9 +1,10 @@
 // Command anetop trains Llama-style transformers on Apple's Neural Engine, or
 // on anetop's CPU emulator of it, and shows the run live in a terminal.
 //
-// Plain "anetop [flags]" trains (train.go); the subcommands are bench, data
-// get, doctor, mil check and version. The console and the other subcommands
-// land with their issues.
+// Plain "anetop [flags]" trains (train.go: the console when stdout is a
+// terminal, output.go: the headless outputs, restart.go: exec restarts);
+// the subcommands are bench, data get, doctor, export, mil check, sample and
+// version, a file each.
 package main
 
 import (

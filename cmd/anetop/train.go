@@ -58,7 +58,9 @@ Console keys: p pause/resume, c checkpoint, s sample, q checkpoint and quit
 (q twice: at once), r restart: checkpoint the current step, then exec anetop
 again with the same flags and --resume=<that checkpoint>, continuing at the
 same step in a fresh process (weights, optimizer, data cursor and step kept;
-a fresh ANE compile budget; at most 32 restarts, counted in ANETOP_RESTARTS).
+a fresh ANE compile budget). --pipeline static does the same on its own
+before the compile budget runs out; a restart that made no progress since
+the last one is refused.
 
 Flags:
 `
