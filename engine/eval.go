@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/anetop/anetop/model"
 )
@@ -45,22 +44,9 @@ func (ev *Evaluator) Loss(p *model.Params, x, y []int32) (float64, error) {
 		ev.f.forward(p, x[w:w+s])
 		normRows(ev.f.xn, ev.f.x, p.FinalNorm(), s, d, c.NormEps)
 		linearRows(ev.logits, ev.f.xn, p.Classifier(), s, v, d, 0)
-		for t := range s {
-			total += nll(ev.logits[t*v:(t+1)*v], y[w+t])
-		}
+		// The training step's own cross-entropy; scale 0 leaves the
+		// logits' gradient zero, which nothing reads.
+		total += crossEntropyRows(ev.logits, y[w:w+s], v, 0, s, 0)
 	}
 	return total / float64(len(x)), nil
-}
-
-// nll is −log softmax(logits)[target], in float64.
-func nll(logits []float32, target int32) float64 {
-	mx := float64(logits[0])
-	for _, l := range logits {
-		mx = max(mx, float64(l))
-	}
-	var sum float64
-	for _, l := range logits {
-		sum += math.Exp(float64(l) - mx)
-	}
-	return mx + math.Log(sum) - float64(logits[target])
 }

@@ -64,8 +64,7 @@ func (e *Engine) compileStatic() error {
 				return fmt.Errorf("engine: static pipeline: compile %v for layer %d: %w", id, l, err)
 			}
 			if old := e.st.k[l][id]; old != nil {
-				s, r := old.Stats(), &e.st.retired[id]
-				r.Evals, r.Time, r.FLOPs = r.Evals+s.Evals, r.Time+s.Time, r.FLOPs+s.FLOPs
+				addStats(&e.st.retired[id], old.Stats())
 				if err := old.Close(); err != nil {
 					k.Close()
 					return fmt.Errorf("engine: static pipeline: close %v for layer %d: %w", id, l, err)
@@ -95,8 +94,7 @@ func (e *Engine) kernelStats(id model.KernelID) ane.KernelStats {
 	s := e.st.retired[id]
 	for l := range e.st.k {
 		if k := e.st.k[l][id]; k != nil {
-			ks := k.Stats()
-			s.Evals, s.Time, s.FLOPs = s.Evals+ks.Evals, s.Time+ks.Time, s.FLOPs+ks.FLOPs
+			addStats(&s, k.Stats())
 		}
 	}
 	return s
@@ -114,4 +112,8 @@ func (e *Engine) closeStatic() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func addStats(dst *ane.KernelStats, s ane.KernelStats) {
+	dst.Evals, dst.Time, dst.FLOPs = dst.Evals+s.Evals, dst.Time+s.Time, dst.FLOPs+s.FLOPs
 }
