@@ -123,20 +123,7 @@ func handmadeFixture() []byte {
 }
 
 func TestSafetensorsHandmadeFixture(t *testing.T) {
-	path := filepath.Join("testdata", "handmade.safetensors")
-	want := handmadeFixture()
-	if *updateSafetensors {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update-safetensors to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s differs from the hand-assembled bytes", path)
-	}
+	path := checkFixture(t, "handmade.safetensors", handmadeFixture())
 	f, err := ReadSafetensors(path)
 	if err != nil {
 		t.Fatal(err)
@@ -344,4 +331,24 @@ func FuzzDecodeSafetensors(f *testing.F) {
 			checkTensor(t, g, tt.Name, tt.Shape, tt.Data)
 		}
 	})
+}
+
+// checkFixture compares testdata/name with the bytes the test assembled by
+// hand (writing them first with -update-safetensors) and returns its path.
+func checkFixture(t *testing.T, name string, want []byte) string {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *updateSafetensors {
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update-safetensors to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s differs from the hand-assembled bytes", path)
+	}
+	return path
 }

@@ -83,20 +83,8 @@ func checkpointFixture() []byte {
 }
 
 func TestCheckpointFixture(t *testing.T) {
-	path := filepath.Join("testdata", "checkpoint.safetensors")
 	want := checkpointFixture()
-	if *updateSafetensors {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update-safetensors to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s differs from the hand-assembled bytes", path)
-	}
+	path := checkFixture(t, "checkpoint.safetensors", want)
 	f, err := Load(path)
 	if err != nil {
 		t.Fatal(err)

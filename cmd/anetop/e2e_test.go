@@ -28,8 +28,9 @@ var (
 	binDir  string
 )
 
-// anetopBinary builds the command once per test process.
-func anetopBinary(t *testing.T) string {
+// anetopBinary builds the command once per test process (for tests and
+// benchmarks).
+func anetopBinary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: builds and runs the binary")

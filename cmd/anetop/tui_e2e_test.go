@@ -4,7 +4,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -277,24 +276,7 @@ func anetopBinaryTB(t testing.TB) string {
 			return bin
 		}
 	}
-	if tt, ok := t.(*testing.T); ok {
-		return anetopBinary(tt)
-	}
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "anetop-e2e-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "anetop")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = errors.New(err.Error() + ": " + string(out))
-		}
-	})
-	if binErr != nil {
-		t.Fatalf("go build: %v", binErr)
-	}
-	return binPath
+	return anetopBinary(t)
 }
 
 func lastStep(fs []frame) int {
