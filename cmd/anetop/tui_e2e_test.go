@@ -251,14 +251,15 @@ type proc struct {
 	err    error
 }
 
-// termEnv is the environment of a colour terminal, without what would
-// change the console (NO_COLOR) or the restart count.
+// termEnv is the environment of an interactive colour terminal, without
+// what would change the console (NO_COLOR; CI, which makes termenv treat
+// every terminal as none) or the restart count.
 func termEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "NO_COLOR", "TERM", "COLORTERM", "COLORFGBG", restartEnv:
+		case "NO_COLOR", "CI", "TERM", "COLORTERM", "COLORFGBG", restartEnv:
 			continue
 		}
 		env = append(env, kv)
