@@ -40,6 +40,7 @@ func TestCheckpointCrashChild(t *testing.T) {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
+	fmt.Println("ready") // the parent's kill clock starts here
 	step := 1
 	if ck, _, err := Latest(dir); err == nil {
 		step = ck.Step + 1
@@ -80,18 +81,44 @@ func TestCheckpointCrash(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		lines := make(chan []string)
+		// The kill clock starts when the child is ready, not when it is
+		// started: a race-instrumented binary on a loaded machine can take
+		// longer to start than the longest kill delay. One round in four
+		// waits for a save first, so the run always makes progress.
+		lines := make(chan string)
 		go func() {
-			var ls []string
+			defer close(lines)
 			sc := bufio.NewScanner(out)
 			for sc.Scan() {
-				ls = append(ls, sc.Text())
+				lines <- sc.Text()
 			}
-			lines <- ls
 		}()
-		time.Sleep(time.Duration(20+rng.IntN(300)) * time.Millisecond)
+		var ls []string
+		wait := func(prefix string) {
+			deadline := time.After(time.Minute)
+			for {
+				select {
+				case l, ok := <-lines:
+					if !ok {
+						t.Fatalf("kill %d: the child exited before %q: %v", kill, prefix, ls)
+					}
+					if ls = append(ls, l); strings.HasPrefix(l, prefix) {
+						return
+					}
+				case <-deadline:
+					t.Fatalf("kill %d: no %q from the child in a minute: %v", kill, prefix, ls)
+				}
+			}
+		}
+		wait("ready")
+		if kill%4 == 3 {
+			wait("saved")
+		}
+		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
 		cmd.Process.Kill()
-		ls := <-lines
+		for l := range lines {
+			ls = append(ls, l)
+		}
 		cmd.Wait()
 		for _, l := range ls {
 			if s, ok := strings.CutPrefix(l, "saved "); ok {
