@@ -99,3 +99,25 @@ func BenchmarkClassifierStories15M(b *testing.B) {
 	b.Run("full", func(b *testing.B) { benchConfig(b, c, 1) })
 	b.Run("compact8000", func(b *testing.B) { benchConfig(b, c, 4) })
 }
+
+// BenchmarkGenerateStories15M: sampling 256 tokens (a full context) from a
+// BOS prompt on the CPU, as `anetop sample` does; reports tokens/s.
+func BenchmarkGenerateStories15M(b *testing.B) {
+	c, err := model.Preset("stories15m")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := model.NewParams(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.Init(1)
+	n := c.Seq - 1
+	b.ResetTimer()
+	for range b.N {
+		if _, err := Generate(p, []int32{1}, n, SampleOptions{Temperature: 1, Seed: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tokens/s")
+}

@@ -3,11 +3,11 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"math/rand/v2"
 	"slices"
 
-	"github.com/anetop/anetop/blas"
 	"github.com/anetop/anetop/model"
 )
 
@@ -23,38 +23,76 @@ type SampleOptions struct {
 	Seed uint64
 }
 
-// Generate continues prompt by n tokens from the current weights. It runs
-// the model forward on the CPU in float32 over the last Seq tokens for every
-// new token: no KV cache, quadratic in the context, simple and exact enough
-// for the sample panel. It must not run concurrently with Step.
+// Generate continues prompt by n tokens from the current weights (see
+// Tokens). It must not run concurrently with Step.
 func (e *Engine) Generate(prompt []int32, n int, opt SampleOptions) ([]int32, error) {
 	e.settle() // an error stays in optErr and fails the next Step
 	return Generate(e.params, prompt, n, opt)
 }
 
-// Generate continues prompt by n tokens with the model p (see
-// Engine.Generate).
+// Generate returns the first n tokens of Tokens(p, prompt, opt).
 func Generate(p *model.Params, prompt []int32, n int, opt SampleOptions) ([]int32, error) {
-	c := p.Config
-	if len(prompt) == 0 {
-		return nil, errors.New("engine: sampling needs a prompt of at least one token")
+	out := make([]int32, 0, n)
+	if n <= 0 {
+		return out, nil
 	}
-	for _, t := range prompt {
-		if t < 0 || int(t) >= c.Vocab {
-			return nil, fmt.Errorf("engine: prompt token %d outside the vocabulary of %d", t, c.Vocab)
+	for t, err := range Tokens(p, prompt, opt) {
+		if err != nil {
+			return nil, err
+		}
+		if out = append(out, t); len(out) == n {
+			break
 		}
 	}
-	f := newCPUForward(c)
-	rng := rand.New(rand.NewPCG(opt.Seed, 0x73616d70))
-	toks := slices.Clone(prompt)
-	probs := make([]float64, c.Vocab)
-	idx := make([]int, c.Vocab)
-	for range n {
-		ctx := toks[max(0, len(toks)-c.Seq):]
+	return out, nil
+}
+
+// Tokens continues prompt one token at a time, for as long as the caller
+// ranges over it: the same options and weights give the same sequence
+// however many tokens are taken, so a streamed sample and a collected one
+// agree. An invalid prompt yields one error and ends.
+//
+// The model runs forward on the CPU in float32 with a key/value cache: a
+// token costs one row through the layers. The context is the last Seq
+// tokens, at positions 0…Seq−1 as in training; once the text outgrows it,
+// the window slides and every further token runs the whole window again
+// (exact, and as costly as it sounds: Seq rows per token).
+func Tokens(p *model.Params, prompt []int32, opt SampleOptions) iter.Seq2[int32, error] {
+	return func(yield func(int32, error) bool) {
+		c := p.Config
+		if len(prompt) == 0 {
+			yield(0, errors.New("engine: sampling needs a prompt of at least one token"))
+			return
+		}
+		for _, t := range prompt {
+			if t < 0 || int(t) >= c.Vocab {
+				yield(0, fmt.Errorf("engine: prompt token %d outside the vocabulary of %d", t, c.Vocab))
+				return
+			}
+		}
+		f := newCPUForward(c)
+		rng := rand.New(rand.NewPCG(opt.Seed, 0x73616d70))
+		probs := make([]float64, c.Vocab)
+		idx := make([]int, c.Vocab)
+		// ctx holds the last Seq tokens at most; it is compacted to its tail
+		// now and then rather than kept whole.
+		ctx := slices.Clone(prompt[max(0, len(prompt)-c.Seq):])
 		logits := f.lastLogits(p, ctx)
-		toks = append(toks, pick(logits, probs, idx, opt, rng))
+		for {
+			t := pick(logits, probs, idx, opt, rng)
+			if !yield(t, nil) {
+				return
+			}
+			if ctx = append(ctx, t); len(ctx) > 2*c.Seq {
+				ctx = append(ctx[:0], ctx[len(ctx)-c.Seq:]...)
+			}
+			if f.n < c.Seq {
+				logits = f.next(p, ctx[len(ctx)-1:])
+			} else {
+				logits = f.lastLogits(p, ctx[len(ctx)-c.Seq:])
+			}
+		}
 	}
-	return toks[len(prompt):], nil
 }
 
 func pick(logits []float32, probs []float64, idx []int, opt SampleOptions, rng *rand.Rand) int32 {
@@ -108,126 +146,4 @@ func pick(logits []float32, probs []float64, idx []int, opt SampleOptions, rng *
 		}
 	}
 	return int32(idx[keep-1])
-}
-
-// cpuForward is a float32 forward pass on the CPU, position-major ([T, C]
-// rows per token), for sampling.
-type cpuForward struct {
-	c                          model.Config
-	x, xn, q, k, v, att, o, h1 []float32
-	h3, logits, scores         []float32
-}
-
-func newCPUForward(c model.Config) *cpuForward {
-	s, d, q, kv, h := c.Seq, c.Dim, c.QDim(), c.KVDim(), c.Hidden
-	f := func(n int) []float32 { return make([]float32, n) }
-	return &cpuForward{c: c, x: f(s * d), xn: f(s * d), q: f(s * q), k: f(s * kv), v: f(s * kv), att: f(s * q),
-		o: f(s * d), h1: f(s * h), h3: f(s * h), logits: f(c.Vocab), scores: f(s)}
-}
-
-// normRows is RMSNorm over each of the t rows of x [t, d].
-func normRows(y, x, g []float32, t, d int, eps float64) {
-	for i := range t {
-		row, out := x[i*d:(i+1)*d], y[i*d:(i+1)*d]
-		var ss float64
-		for _, v := range row {
-			ss += float64(v) * float64(v)
-		}
-		r := float32(1 / math.Sqrt(ss/float64(d)+eps))
-		for j, v := range row {
-			out[j] = v * r * g[j]
-		}
-	}
-}
-
-// ropeRows rotates adjacent pairs of every head of x [t, heads·hd] by the
-// angle pos·θ^(−2j/hd) (llama2.c's RoPE).
-func ropeRows(x []float32, t, heads, hd int, theta float64) {
-	for j := range hd / 2 {
-		fr := math.Pow(theta, -2*float64(j)/float64(hd))
-		for pos := range t {
-			sn, cs := math.Sincos(float64(pos) * fr)
-			s32, c32 := float32(sn), float32(cs)
-			for h := range heads {
-				i := pos*heads*hd + h*hd + 2*j
-				a, b := x[i], x[i+1]
-				x[i], x[i+1] = a*c32-b*s32, a*s32+b*c32
-			}
-		}
-	}
-}
-
-// linearRows computes y [t, out] = x [t, in] · wᵀ for w [out, in].
-func linearRows(y, x, w []float32, t, out, in int, beta float32) {
-	blas.Sgemm(false, true, t, out, in, 1, x, in, w, in, beta, y, out)
-}
-
-func (f *cpuForward) lastLogits(p *model.Params, toks []int32) []float32 {
-	c, t, d := f.c, len(toks), f.c.Dim
-	f.forward(p, toks)
-	last := f.x[(t-1)*d : t*d]
-	normRows(f.xn[:d], last, p.FinalNorm(), 1, d, c.NormEps)
-	linearRows(f.logits, f.xn[:d], p.Classifier(), 1, c.Vocab, d, 0)
-	return f.logits
-}
-
-// forward runs the layers over toks, leaving the residual stream, [t, Dim]
-// rows before the final norm, in f.x.
-func (f *cpuForward) forward(p *model.Params, toks []int32) {
-	c := f.c
-	t, d, hd, qd, kvd, hid := len(toks), c.Dim, c.HeadDim, c.QDim(), c.KVDim(), c.Hidden
-	emb := p.Embed()
-	for i, tok := range toks {
-		copy(f.x[i*d:(i+1)*d], emb[int(tok)*d:int(tok+1)*d])
-	}
-	scale := float32(1 / math.Sqrt(float64(hd)))
-	for l := range c.Layers {
-		w := p.Layer(l)
-		normRows(f.xn, f.x, w.AttnNorm, t, d, c.NormEps)
-		linearRows(f.q, f.xn, w.Wq, t, qd, d, 0)
-		linearRows(f.k, f.xn, w.Wk, t, kvd, d, 0)
-		linearRows(f.v, f.xn, w.Wv, t, kvd, d, 0)
-		ropeRows(f.q, t, c.Heads, hd, c.RopeTheta)
-		ropeRows(f.k, t, c.KVHeads, hd, c.RopeTheta)
-		group := c.Heads / c.KVHeads
-		for h := range c.Heads {
-			kh := h / group
-			for i := range t {
-				qi := f.q[i*qd+h*hd : i*qd+h*hd+hd]
-				sc := f.scores[:i+1]
-				mx := float32(math.Inf(-1))
-				for j := range i + 1 {
-					kj := f.k[j*kvd+kh*hd : j*kvd+kh*hd+hd]
-					var dot float32
-					for e, qv := range qi {
-						dot += qv * kj[e]
-					}
-					sc[j] = dot * scale
-					mx = max(mx, sc[j])
-				}
-				var sum float32
-				for j := range sc {
-					sc[j] = float32(math.Exp(float64(sc[j] - mx)))
-					sum += sc[j]
-				}
-				out := f.att[i*qd+h*hd : i*qd+h*hd+hd]
-				clear(out)
-				for j, pj := range sc {
-					vj := f.v[j*kvd+kh*hd : j*kvd+kh*hd+hd]
-					for e := range out {
-						out[e] += pj / sum * vj[e]
-					}
-				}
-			}
-		}
-		linearRows(f.x, f.att, w.Wo, t, d, qd, 1) // x += attn·woᵀ
-		normRows(f.xn, f.x, w.FFNNorm, t, d, c.NormEps)
-		linearRows(f.h1, f.xn, w.W1, t, hid, d, 0)
-		linearRows(f.h3, f.xn, w.W3, t, hid, d, 0)
-		for i := range t * hid {
-			a := f.h1[i]
-			f.h1[i] = a / (1 + float32(math.Exp(float64(-a)))) * f.h3[i]
-		}
-		linearRows(f.x, f.h1, w.W2, t, d, hid, 1) // x += g·w2ᵀ
-	}
 }

@@ -39,6 +39,107 @@ func TestCPUForwardMatchesRef(t *testing.T) {
 	}
 }
 
+// TestCPUForwardCacheMatchesRef feeds a window one token at a time through
+// the key/value cache and checks the logits after every token against the
+// float64 reference's at that position (causal: the same as its prefix's).
+func TestCPUForwardCacheMatchesRef(t *testing.T) {
+	c := model.Config{Dim: 64, Hidden: 96, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 24, Seq: 24, Vocab: 40}.Resolved()
+	p, _ := model.NewParams(c)
+	p.Init(6)
+	for i := range p.Data {
+		p.Data[i] *= 3
+	}
+	toks := make([]int32, c.Seq)
+	in := make([]int, c.Seq)
+	for i := range toks {
+		toks[i], in[i] = int32((i*7+3)%c.Vocab), (i*7+3)%c.Vocab
+	}
+	pass, err := ref.FromParams(p).Forward(in, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newCPUForward(c)
+	// A prompt of three tokens, then one token at a time.
+	check := func(pos int, got []float32) {
+		var num, den float64
+		for j := range c.Vocab {
+			w := pass.Logits[j*c.Seq+pos]
+			num += (float64(got[j]) - w) * (float64(got[j]) - w)
+			den += w * w
+		}
+		if r := math.Sqrt(num / den); r > 1e-4 {
+			t.Errorf("position %d: logits relative L2 error %.3g", pos, r)
+		}
+	}
+	check(2, f.lastLogits(p, toks[:3]))
+	for pos := 3; pos < c.Seq; pos++ {
+		check(pos, f.next(p, toks[pos:pos+1]))
+	}
+	if f.n != c.Seq {
+		t.Errorf("cache holds %d positions after %d tokens", f.n, c.Seq)
+	}
+}
+
+// TestGenerateSlidesWindow: greedy generation past the context is, token by
+// token, the argmax of the last Seq tokens run from position 0, the
+// definition Tokens documents, computed here without the cache.
+func TestGenerateSlidesWindow(t *testing.T) {
+	c := model.Config{Dim: 48, Hidden: 96, Layers: 2, Heads: 4, KVHeads: 2, Seq: 16, Vocab: 32}.Resolved()
+	p, _ := model.NewParams(c)
+	p.Init(8)
+	for i := range p.Data {
+		p.Data[i] *= 4
+	}
+	prompt := []int32{1, 5, 9}
+	const n = 3 * 16
+	got, err := Generate(p, prompt, n, SampleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := slices.Clone(prompt)
+	f := newCPUForward(c)
+	for i := range n {
+		logits := f.lastLogits(p, toks[max(0, len(toks)-c.Seq):])
+		best := 0
+		for j, z := range logits {
+			if z > logits[best] {
+				best = j
+			}
+		}
+		if got[i] != int32(best) {
+			t.Fatalf("token %d: Generate gave %d, the window's argmax is %d\n%v", i, got[i], best, got)
+		}
+		toks = append(toks, int32(best))
+	}
+	// Taking fewer tokens gives a prefix: the stream does not depend on
+	// how much of it is read, with a temperature too.
+	opt := SampleOptions{Temperature: 0.9, TopP: 0.95, Seed: 3}
+	long, _ := Generate(p, prompt, n, opt)
+	short, _ := Generate(p, prompt, 10, opt)
+	if !slices.Equal(short, long[:10]) {
+		t.Errorf("10 tokens %v are not the first 10 of %d: %v", short, n, long)
+	}
+}
+
+// TestTokensRejectsBadPrompt: an empty prompt or an id outside the
+// vocabulary is an error, yielded once.
+func TestTokensRejectsBadPrompt(t *testing.T) {
+	c := model.Config{Dim: 16, Hidden: 32, Layers: 1, Heads: 2, Seq: 8, Vocab: 10}.Resolved()
+	p, _ := model.NewParams(c)
+	for _, prompt := range [][]int32{nil, {3, 10}, {-1}} {
+		var errs int
+		for _, err := range Tokens(p, prompt, SampleOptions{}) {
+			if err == nil {
+				t.Fatalf("prompt %v: a token instead of an error", prompt)
+			}
+			errs++
+		}
+		if errs != 1 {
+			t.Errorf("prompt %v: %d errors, want 1", prompt, errs)
+		}
+	}
+}
+
 // TestSampleCycle trains on a deterministic cycle and checks that greedy
 // sampling reproduces it, and that seeded sampling is repeatable.
 func TestSampleCycle(t *testing.T) {

@@ -165,40 +165,24 @@ func sampleTokenizer(o *sampleOpts, vocab int, srcName string) (*data.Tokenizer,
 	return nil, nil
 }
 
-// generate continues prompt by at most n tokens, calling emit with each as
-// it is chosen; it stops early after BOS or EOS, which end a story. Each
-// token is one engine.Generate call (which recomputes the context anyway,
-// having no KV cache), so the text streams. Greedy (Temperature 0) it is
-// exactly engine.Generate's continuation; otherwise token i is drawn with
-// its own seed derived from opt.Seed and i.
+// generate streams up to n tokens of engine.Tokens to emit, stopping
+// after the end of a story (BOS or EOS) as llama2.c's run does. The tokens
+// are those of engine.Generate with the same options: the training panel's
+// sample for the same weights, prompt and seed.
 func generate(p *model.Params, prompt []int32, n int, opt engine.SampleOptions, emit func(int32) error) error {
-	toks := append([]int32(nil), prompt...)
-	seed := opt.Seed
-	for i := range n {
-		opt.Seed = tokenSeed(seed, i)
-		next, err := engine.Generate(p, toks, 1, opt)
+	i := 0
+	for t, err := range engine.Tokens(p, prompt, opt) {
 		if err != nil {
 			return err
 		}
-		t := next[0]
-		toks = append(toks, t)
 		if err := emit(t); err != nil {
 			return err
 		}
-		if t == data.BOS || t == data.EOS {
-			return nil
+		if i++; i == n || t == data.BOS || t == data.EOS {
+			break
 		}
 	}
 	return nil
-}
-
-// tokenSeed is splitmix64 of the seed and the token's index: independent
-// streams for every token.
-func tokenSeed(seed uint64, i int) uint64 {
-	z := seed + uint64(i+1)*0x9e3779b97f4a7c15
-	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
-	z = (z ^ z>>27) * 0x94d049bb133111eb
-	return z ^ z>>31
 }
 
 // sampleWriter prints the prompt and the tokens as text (with a tokenizer)

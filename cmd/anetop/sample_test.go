@@ -69,29 +69,32 @@ func upToStop(toks []int32) []int32 {
 	return toks
 }
 
-// TestGenerateGreedyIsEngineGenerate: token by token, greedy generation is
-// exactly engine.Generate's.
-func TestGenerateGreedyIsEngineGenerate(t *testing.T) {
+// TestGenerateIsEngineGenerate: streamed token by token, greedy or with a
+// temperature, generation is engine.Generate's (the training panel's)
+// continuation, cut after the end of a story.
+func TestGenerateIsEngineGenerate(t *testing.T) {
 	p := sampleModel(t)
 	prompt := []int32{data.BOS, 300, 17, 42}
 	const n = 80 // past Seq: the context window slides
-	want, err := engine.Generate(p, prompt, n, engine.SampleOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []int32
-	if err := generate(p, prompt, n, engine.SampleOptions{}, func(tk int32) error {
-		got = append(got, tk)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if want = upToStop(want); !slices.Equal(got, want) {
-		t.Fatalf("generate: %v\nengine.Generate: %v", got, want)
-	}
-	t.Logf("%d tokens: %v", len(got), got)
-	if len(got) < 2 {
-		t.Fatalf("only %d tokens: the model stops at once, which proves little", len(got))
+	for _, opt := range []engine.SampleOptions{{}, {Temperature: 0.8, TopP: 0.9, Seed: 7}} {
+		want, err := engine.Generate(p, prompt, n, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int32
+		if err := generate(p, prompt, n, opt, func(tk int32) error {
+			got = append(got, tk)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if want = upToStop(want); !slices.Equal(got, want) {
+			t.Fatalf("%+v: generate: %v\nengine.Generate: %v", opt, got, want)
+		}
+		t.Logf("%+v: %d tokens: %v", opt, len(got), got)
+		if len(got) < 2 {
+			t.Fatalf("only %d tokens: the model stops at once, which proves little", len(got))
+		}
 	}
 }
 
