@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/anetop/anetop/checkpoint"
+	"github.com/anetop/anetop/engine"
 	"github.com/anetop/anetop/model"
 )
 
@@ -77,6 +79,12 @@ type event struct {
 	OK     bool    `json:"ok"`
 
 	ScoredVocab int `json:"scored_vocab"`
+
+	Prompt      []int32         `json:"prompt"`
+	Tokens      json.RawMessage `json:"tokens"` // a count in steps, ids in samples
+	Temperature float64         `json:"temperature"`
+	TopP        float64         `json:"top_p"`
+	Seed        uint64          `json:"seed"`
 }
 
 func parseEvents(t *testing.T, r io.Reader) []event {
@@ -359,6 +367,53 @@ func TestE2EValidation(t *testing.T) {
 	}
 	if got := ck.Metadata[metaBestVal]; got != strconv.FormatFloat(best, 'g', -1, 64) {
 		t.Errorf("after resume best_val_loss %q, want %v", got, best)
+	}
+}
+
+// TestE2ESamples: a sample every --sample-every steps and one of the
+// finished model, the engine's continuation of the event's prompt with its
+// options for the weights of its step (checked at the end, against the
+// final checkpoint).
+func TestE2ESamples(t *testing.T) {
+	dir := t.TempDir()
+	args := append(slices.Clone(e2eModel), "--steps", "25", "--sample-every", "10", "--sample-len", "12", "--run-dir", dir)
+	code, evs, stderr := runE2E(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var at []int
+	var last event
+	for _, e := range evs {
+		if e.Type == "sample" {
+			at = append(at, e.Step)
+			last = e
+		}
+	}
+	if !slices.Equal(at, []int{10, 20, 25}) {
+		t.Fatalf("samples at steps %v, want 10, 20 and 25 (the end)", at)
+	}
+	ck, _, err := checkpoint.Latest(dir)
+	if err != nil || ck.Step != 25 {
+		t.Fatalf("latest %v, %v; want step 25", ck, err)
+	}
+	p, err := checkpointParams(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int32
+	if err := json.Unmarshal(last.Tokens, &got); err != nil {
+		t.Fatalf("sample tokens %s: %v", last.Tokens, err)
+	}
+	opt := engine.SampleOptions{Temperature: last.Temperature, TopP: last.TopP, Seed: last.Seed}
+	want, err := engine.Generate(p, last.Prompt, len(got), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 12 || opt.Temperature == 0 {
+		t.Fatalf("the final sample has %d tokens at temperature %v; want 12 sampled ones", len(want), opt.Temperature)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the final sample %v is not the checkpoint's continuation %v", last.Tokens, want)
 	}
 }
 

@@ -899,6 +899,16 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 		bus.Publish(engine.EvalEvent{Step: step, Loss: loss, Tokens: len(valX), Time: time.Since(t0)})
 	}
 	lastSampled := -1
+	sample := func() { // the weights as they are after the last step
+		step := eng.StepN()
+		lastSampled = step
+		toks, err := eng.Generate(r.Prompt, r.SampleLen, r.SampleOptions)
+		if err != nil {
+			bus.Publish(engine.WarningEvent{Step: step, Msg: "sample: " + err.Error()})
+		} else {
+			bus.Publish(engine.SampleEvent{Step: step, Prompt: r.Prompt, Tokens: toks, Options: r.SampleOptions})
+		}
+	}
 	r.Batch = func(x, y []int32) error {
 		// Called before each step with the previous one complete: the point
 		// where a periodic checkpoint or sample sees a consistent state and
@@ -913,13 +923,7 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 		if o.sampleEvery > 0 && step > 0 && step%o.sampleEvery == 0 && step != lastSampled {
 			// Generated here rather than by a Sample command, which the
 			// runner would only see after the next step.
-			lastSampled = step
-			toks, err := eng.Generate(r.Prompt, r.SampleLen, r.SampleOptions)
-			if err != nil {
-				bus.Publish(engine.WarningEvent{Step: step, Msg: "sample: " + err.Error()})
-			} else {
-				bus.Publish(engine.SampleEvent{Step: step, Prompt: r.Prompt, Tokens: toks, Options: r.SampleOptions})
-			}
+			sample()
 		}
 		if err := sampler.Batch(x, y); err != nil {
 			return err
@@ -983,6 +987,9 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 		}
 		if runErr == nil && eng.StepN() == o.steps {
 			evaluate() // the run's last word on the weights, in its checkpoint
+			if o.sampleEvery > 0 && lastSampled != eng.StepN() {
+				sample() // and what the finished model writes
+			}
 		}
 		switch {
 		case errors.Is(runErr, engine.ErrCompileBudget):
