@@ -161,10 +161,21 @@ func reference(f *mil.Function, w mil.Weights, inputs []*tensor) (outs []*tensor
 	return outs, nil
 }
 
-// opCtx evaluates one operation.
+// opCtx evaluates one operation. Its accessors (need, opt, ints, axis, …)
+// keep the first error in err, as bufio.Scanner does: once err is set they do
+// nothing and return zero values, so an op reads its inputs and parameters,
+// then checks c.err once before it uses them.
 type opCtx struct {
-	in *interp
-	op *mil.Operation
+	in  *interp
+	op  *mil.Operation
+	err error
+}
+
+// failf records an error unless an earlier one is already recorded.
+func (c *opCtx) failf(format string, args ...any) {
+	if c.err == nil {
+		c.err = fmt.Errorf(format, args...)
+	}
 }
 
 // binding returns the single binding of an input, or of a constexpr
@@ -217,17 +228,25 @@ func (c *opCtx) value(v *mil.Value) (*tensor, error) {
 	return t, nil
 }
 
-// tensor returns an input as a tensor; ok is false when it is absent.
-func (c *opCtx) tensor(name string) (*tensor, bool, error) {
+// opt returns an optional input; ok is false when it is absent.
+func (c *opCtx) opt(name string) (t *tensor, ok bool) {
+	if c.err != nil {
+		return nil, false
+	}
 	b, ok := c.binding(name)
 	if !ok {
-		return nil, false, nil
+		return nil, false
 	}
 	t, ok, err := c.bound(b)
-	if !ok {
-		return nil, false, fmt.Errorf("input %s: variable %s has no value", name, b.Var.Name)
+	switch {
+	case !ok:
+		c.failf("input %s: variable %s has no value", name, b.Var.Name)
+		return nil, false
+	case err != nil:
+		c.err = err
+		return nil, false
 	}
-	return t, true, err
+	return t, true
 }
 
 // bound returns the tensor a binding holds: a variable computed earlier, or
@@ -246,119 +265,140 @@ func (c *opCtx) bound(b mil.Binding) (t *tensor, ok bool, err error) {
 }
 
 // need returns a required input.
-func (c *opCtx) need(name string) (*tensor, error) {
-	t, ok, err := c.tensor(name)
-	if err != nil {
-		return nil, err
-	}
+func (c *opCtx) need(name string) *tensor {
+	t, ok := c.opt(name)
 	if !ok {
-		return nil, fmt.Errorf("missing input %s", name)
+		c.failf("missing input %s", name)
 	}
-	return t, nil
+	return t
 }
 
-// constant returns the value of a compile-time input; nil when absent.
-func (c *opCtx) constant(name string) (*mil.Value, error) {
+// param returns the compile-time input name as get reads it, or def when the
+// op omits it.
+func param[T any](c *opCtx, name string, def T, get func(*mil.Value) (T, error)) T {
+	var zero T
+	if c.err != nil {
+		return zero
+	}
 	b, ok := c.binding(name)
 	if !ok {
-		return nil, nil
+		return def
 	}
 	v := b.ConstValue()
 	if v == nil {
-		return nil, fmt.Errorf("input %s must be a constant", name)
+		c.failf("input %s must be a constant", name)
+		return zero
 	}
-	return v, nil
-}
-
-func (c *opCtx) ints(name string, def []int) ([]int, error) {
-	v, err := c.constant(name)
-	if err != nil || v == nil {
-		return def, err
-	}
-	if v.Type.Shape.Rank() > 1 {
-		return nil, fmt.Errorf("%s must be a vector", name)
-	}
-	out, ok := v.AsInts()
-	if !ok {
-		return nil, fmt.Errorf("%s must hold integers", name)
-	}
-	return out, nil
-}
-
-func (c *opCtx) intScalar(name string, def int) (int, error) {
-	v, err := c.constant(name)
-	if err != nil || v == nil {
-		return def, err
-	}
-	x, ok := v.AsInts()
-	if !ok || len(x) != 1 {
-		return 0, fmt.Errorf("%s must be an integer scalar", name)
-	}
-	return x[0], nil
-}
-
-func (c *opCtx) boolScalar(name string, def bool) (bool, error) {
-	v, err := c.constant(name)
-	if err != nil || v == nil {
-		return def, err
-	}
-	x, ok := v.AsBool()
-	if !ok {
-		return false, fmt.Errorf("%s must be a bool scalar", name)
-	}
-	return x, nil
-}
-
-func (c *opCtx) bools(name string, n int) ([]bool, error) {
-	v, err := c.constant(name)
+	x, err := get(v)
 	if err != nil {
-		return nil, err
+		c.err = err
+		return zero
 	}
-	if v == nil {
-		return make([]bool, n), nil
-	}
-	if len(v.Bools) != n {
-		return nil, fmt.Errorf("%s must hold %d bools", name, n)
-	}
-	return v.Bools, nil
+	return x
 }
 
-func (c *opCtx) str(name, def string) (string, error) {
-	v, err := c.constant(name)
-	if err != nil || v == nil {
-		return def, err
-	}
-	s, ok := v.AsString()
+func (c *opCtx) ints(name string, def []int) []int {
+	return param(c, name, def, func(v *mil.Value) ([]int, error) {
+		if v.Type.Shape.Rank() > 1 {
+			return nil, fmt.Errorf("%s must be a vector", name)
+		}
+		out, ok := v.AsInts()
+		if !ok {
+			return nil, fmt.Errorf("%s must hold integers", name)
+		}
+		return out, nil
+	})
+}
+
+func (c *opCtx) intScalar(name string, def int) int {
+	return param(c, name, def, func(v *mil.Value) (int, error) {
+		x, ok := v.AsInts()
+		if !ok || len(x) != 1 {
+			return 0, fmt.Errorf("%s must be an integer scalar", name)
+		}
+		return x[0], nil
+	})
+}
+
+func (c *opCtx) boolScalar(name string, def bool) bool {
+	return param(c, name, def, func(v *mil.Value) (bool, error) {
+		x, ok := v.AsBool()
+		if !ok {
+			return false, fmt.Errorf("%s must be a bool scalar", name)
+		}
+		return x, nil
+	})
+}
+
+// bools returns n bools; all false when the op omits them.
+func (c *opCtx) bools(name string, n int) []bool {
+	return param(c, name, make([]bool, n), func(v *mil.Value) ([]bool, error) {
+		if len(v.Bools) != n {
+			return nil, fmt.Errorf("%s must hold %d bools", name, n)
+		}
+		return v.Bools, nil
+	})
+}
+
+func (c *opCtx) str(name, def string) string {
+	return param(c, name, def, func(v *mil.Value) (string, error) {
+		s, ok := v.AsString()
+		if !ok {
+			return "", fmt.Errorf("%s must be a string", name)
+		}
+		return s, nil
+	})
+}
+
+// dtype returns the dtype a string parameter names.
+func (c *opCtx) dtype(name string) mil.DType {
+	s := c.str(name, "")
+	d, ok := mil.ParseDType(s)
 	if !ok {
-		return "", fmt.Errorf("%s must be a string", name)
+		c.failf("unknown %s %q", name, s)
 	}
-	return s, nil
+	return d
 }
 
-func (c *opCtx) floatScalar(name string, def float64) (float64, error) {
-	v, err := c.constant(name)
-	if err != nil || v == nil {
-		return def, err
-	}
-	t, err := c.value(v)
-	if err != nil {
-		return 0, err
-	}
-	if len(t.v) != 1 {
-		return 0, fmt.Errorf("%s must be a scalar", name)
-	}
-	return t.v[0], nil
+func (c *opCtx) floatScalar(name string, def float64) float64 {
+	return param(c, name, def, func(v *mil.Value) (float64, error) {
+		t, err := c.value(v)
+		if err != nil {
+			return 0, err
+		}
+		if len(t.v) != 1 {
+			return 0, fmt.Errorf("%s must be a scalar", name)
+		}
+		return t.v[0], nil
+	})
 }
 
-// normAxis normalises a possibly negative axis.
-func normAxis(a, rank int) (int, error) {
+// axis normalises a possibly negative axis of a tensor of the given rank.
+func (c *opCtx) axis(a, rank int) int {
+	if c.err != nil {
+		return 0
+	}
 	if a < -rank || a >= rank {
-		return 0, fmt.Errorf("axis %d out of range for rank %d", a, rank)
+		c.failf("axis %d out of range for rank %d", a, rank)
+		return 0
 	}
 	if a < 0 {
 		a += rank
 	}
-	return a, nil
+	return a
+}
+
+// axes normalises a list of axes; it is nil after an error, so ranging over
+// it before checking c.err is safe.
+func (c *opCtx) axes(list []int, rank int) []int {
+	out := make([]int, len(list))
+	for i, a := range list {
+		out[i] = c.axis(a, rank)
+	}
+	if c.err != nil {
+		return nil
+	}
+	return out
 }
 
 func (c *opCtx) eval() ([]*tensor, error) {
@@ -499,13 +539,9 @@ func exact(v, e float64) (float64, float64) {
 }
 
 func (c *opCtx) binary() ([]*tensor, error) {
-	x, err := c.need("x")
-	if err != nil {
-		return nil, err
-	}
-	y, err := c.need("y")
-	if err != nil {
-		return nil, err
+	x, y := c.need("x"), c.need("y")
+	if c.err != nil {
+		return nil, c.err
 	}
 	if x.dt != y.dt {
 		return nil, fmt.Errorf("x is %v, y is %v", x.dt, y.dt)
@@ -576,9 +612,9 @@ func (c *opCtx) binary() ([]*tensor, error) {
 }
 
 func (c *opCtx) unary() ([]*tensor, error) {
-	x, err := c.need("x")
-	if err != nil {
-		return nil, err
+	x := c.need("x")
+	if c.err != nil {
+		return nil, c.err
 	}
 	dt := x.dt
 	sigmoid := func(t float64) float64 { return 1 / (1 + math.Exp(-t)) }
@@ -609,10 +645,7 @@ func (c *opCtx) unary() ([]*tensor, error) {
 		if c.op.Type == "log" {
 			def = 1e-45
 		}
-		eps, err := c.floatScalar("epsilon", roundTo(def, dt))
-		if err != nil {
-			return nil, err
-		}
+		eps := c.floatScalar("epsilon", roundTo(def, dt))
 		if c.op.Type == "rsqrt" {
 			g = func(t float64) float64 { return 1 / math.Sqrt(t+eps) }
 			dg = func(t float64) float64 { return 0.5 * math.Pow(t+eps, -1.5) }
@@ -621,16 +654,12 @@ func (c *opCtx) unary() ([]*tensor, error) {
 			dg = func(t float64) float64 { return 1 / (t + eps) }
 		}
 	case "clip":
-		lo, err := c.floatScalar("alpha", 0)
-		if err != nil {
-			return nil, err
-		}
-		hi, err := c.floatScalar("beta", 0)
-		if err != nil {
-			return nil, err
-		}
+		lo, hi := c.floatScalar("alpha", 0), c.floatScalar("beta", 0)
 		g = func(t float64) float64 { return math.Min(math.Max(t, lo), hi) }
 		dg, rounds = func(float64) float64 { return 1 }, false
+	}
+	if c.err != nil {
+		return nil, c.err
 	}
 	out := newTensor(dt, x.shape)
 	for i, t := range x.v {
@@ -649,17 +678,9 @@ func (c *opCtx) unary() ([]*tensor, error) {
 }
 
 func (c *opCtx) cast() ([]*tensor, error) {
-	x, err := c.need("x")
-	if err != nil {
-		return nil, err
-	}
-	s, err := c.str("dtype", "")
-	if err != nil {
-		return nil, err
-	}
-	d, ok := mil.ParseDType(s)
-	if !ok {
-		return nil, fmt.Errorf("unknown dtype %q", s)
+	x, d := c.need("x"), c.dtype("dtype")
+	if c.err != nil {
+		return nil, c.err
 	}
 	out := newTensor(d, x.shape)
 	for i, t := range x.v {
@@ -692,17 +713,9 @@ func (c *opCtx) cast() ([]*tensor, error) {
 }
 
 func (c *opCtx) selectOp() ([]*tensor, error) {
-	cond, err := c.need("cond")
-	if err != nil {
-		return nil, err
-	}
-	a, err := c.need("a")
-	if err != nil {
-		return nil, err
-	}
-	b, err := c.need("b")
-	if err != nil {
-		return nil, err
+	cond, a, b := c.need("cond"), c.need("a"), c.need("b")
+	if c.err != nil {
+		return nil, c.err
 	}
 	out, err := elementwise(a.dt, []*tensor{cond, a, b}, func(v, e []float64) (float64, float64) {
 		r, er := v[2], e[2]
@@ -757,16 +770,12 @@ func softmaxAxis(x *tensor, a int) *tensor {
 }
 
 func (c *opCtx) softmax() ([]*tensor, error) {
-	x, err := c.need("x")
-	if err != nil {
-		return nil, err
+	x, a := c.need("x"), c.intScalar("axis", -1)
+	if c.err != nil {
+		return nil, c.err
 	}
-	a, err := c.intScalar("axis", -1)
-	if err != nil {
-		return nil, err
-	}
-	if a, err = normAxis(a, len(x.shape)); err != nil {
-		return nil, err
+	if a = c.axis(a, len(x.shape)); c.err != nil {
+		return nil, c.err
 	}
 	return []*tensor{softmaxAxis(x, a)}, nil
 }
@@ -861,21 +870,10 @@ func matmulRef(x, y *tensor, tx, ty bool, dt mil.DType) (*tensor, error) {
 }
 
 func (c *opCtx) matmul() ([]*tensor, error) {
-	x, err := c.need("x")
-	if err != nil {
-		return nil, err
-	}
-	y, err := c.need("y")
-	if err != nil {
-		return nil, err
-	}
-	tx, err := c.boolScalar("transpose_x", false)
-	if err != nil {
-		return nil, err
-	}
-	ty, err := c.boolScalar("transpose_y", false)
-	if err != nil {
-		return nil, err
+	x, y := c.need("x"), c.need("y")
+	tx, ty := c.boolScalar("transpose_x", false), c.boolScalar("transpose_y", false)
+	if c.err != nil {
+		return nil, c.err
 	}
 	out, err := matmulRef(x, y, tx, ty, x.dt)
 	return []*tensor{out}, err
@@ -907,42 +905,21 @@ func convPad(padType string, d, k, s, dil, customB, customA int) (before, after,
 }
 
 func (c *opCtx) conv() ([]*tensor, error) {
-	x, err := c.need("x")
-	if err != nil {
-		return nil, err
-	}
-	w, err := c.need("weight")
-	if err != nil {
-		return nil, err
+	x, w := c.need("x"), c.need("weight")
+	if c.err != nil {
+		return nil, c.err
 	}
 	r := len(x.shape)
 	ns := r - 2
 	if ns < 1 || len(w.shape) != r {
 		return nil, fmt.Errorf("x %v and weight %v do not make a convolution", x.shape, w.shape)
 	}
-	strd, err := c.ints("strides", filled(ns, 1))
-	if err != nil {
-		return nil, err
-	}
-	dil, err := c.ints("dilations", filled(ns, 1))
-	if err != nil {
-		return nil, err
-	}
-	pad, err := c.ints("pad", make([]int, 2*ns))
-	if err != nil {
-		return nil, err
-	}
-	padType, err := c.str("pad_type", "valid")
-	if err != nil {
-		return nil, err
-	}
-	groups, err := c.intScalar("groups", 1)
-	if err != nil {
-		return nil, err
-	}
-	bias, hasBias, err := c.tensor("bias")
-	if err != nil {
-		return nil, err
+	strd, dil := c.ints("strides", filled(ns, 1)), c.ints("dilations", filled(ns, 1))
+	pad, padType := c.ints("pad", make([]int, 2*ns)), c.str("pad_type", "valid")
+	groups := c.intScalar("groups", 1)
+	bias, hasBias := c.opt("bias")
+	if c.err != nil {
+		return nil, c.err
 	}
 	if len(strd) != ns || len(dil) != ns || len(pad) != 2*ns || groups < 1 {
 		return nil, fmt.Errorf("bad conv parameters")
@@ -1017,26 +994,18 @@ func (c *opCtx) conv() ([]*tensor, error) {
 }
 
 func (c *opCtx) reduce() ([]*tensor, error) {
-	x, err := c.need("x")
-	if err != nil {
-		return nil, err
+	x := c.need("x")
+	if c.err != nil {
+		return nil, c.err
 	}
 	r := len(x.shape)
-	axes, err := c.ints("axes", seq(r))
-	if err != nil {
-		return nil, err
-	}
-	keep, err := c.boolScalar("keep_dims", false)
-	if err != nil {
-		return nil, err
-	}
+	axes, keep := c.ints("axes", seq(r)), c.boolScalar("keep_dims", false)
 	reduced := make([]bool, r)
-	for _, a := range axes {
-		n, err := normAxis(a, r)
-		if err != nil {
-			return nil, err
-		}
-		reduced[n] = true
+	for _, a := range c.axes(axes, r) {
+		reduced[a] = true
+	}
+	if c.err != nil {
+		return nil, c.err
 	}
 	// Reduce onto the keep_dims shape, then drop the axes if asked.
 	kshape := slices.Clone(x.shape)
@@ -1093,13 +1062,9 @@ func view(x *tensor, shape []int) *tensor {
 }
 
 func (c *opCtx) reshape() ([]*tensor, error) {
-	x, err := c.need("x")
-	if err != nil {
-		return nil, err
-	}
-	want, err := c.ints("shape", nil)
-	if err != nil {
-		return nil, err
+	x, want := c.need("x"), c.ints("shape", nil)
+	if c.err != nil {
+		return nil, c.err
 	}
 	shape := make([]int, len(want))
 	infer := -1
@@ -1134,22 +1099,16 @@ func (c *opCtx) reshape() ([]*tensor, error) {
 }
 
 func (c *opCtx) transpose() ([]*tensor, error) {
-	x, err := c.need("x")
-	if err != nil {
-		return nil, err
-	}
-	perm, err := c.ints("perm", nil)
-	if err != nil {
-		return nil, err
+	x, perm := c.need("x"), c.ints("perm", nil)
+	if c.err != nil {
+		return nil, c.err
 	}
 	if len(perm) != len(x.shape) {
 		return nil, fmt.Errorf("perm %v for rank %d", perm, len(x.shape))
 	}
-	p := make([]int, len(perm))
-	for i, a := range perm {
-		if p[i], err = normAxis(a, len(perm)); err != nil {
-			return nil, err
-		}
+	p := c.axes(perm, len(perm))
+	if c.err != nil {
+		return nil, c.err
 	}
 	return []*tensor{permute(x, p)}, nil
 }
@@ -1172,19 +1131,11 @@ func gatherSlice(x *tensor, start, step, count []int) *tensor {
 }
 
 func (c *opCtx) sliceBySize() ([]*tensor, error) {
-	x, err := c.need("x")
-	if err != nil {
-		return nil, err
+	x, begin, size := c.need("x"), c.ints("begin", nil), c.ints("size", nil)
+	if c.err != nil {
+		return nil, c.err
 	}
 	r := len(x.shape)
-	begin, err := c.ints("begin", nil)
-	if err != nil {
-		return nil, err
-	}
-	size, err := c.ints("size", nil)
-	if err != nil {
-		return nil, err
-	}
 	if len(begin) != r || len(size) != r {
 		return nil, fmt.Errorf("begin %v and size %v for rank %d", begin, size, r)
 	}
@@ -1250,34 +1201,15 @@ func pySlice(d, begin, end, stride int, beginMask, endMask bool) (start, count i
 }
 
 func (c *opCtx) sliceByIndex() ([]*tensor, error) {
-	x, err := c.need("x")
-	if err != nil {
-		return nil, err
+	x := c.need("x")
+	if c.err != nil {
+		return nil, c.err
 	}
 	r := len(x.shape)
-	begin, err := c.ints("begin", nil)
-	if err != nil {
-		return nil, err
-	}
-	end, err := c.ints("end", nil)
-	if err != nil {
-		return nil, err
-	}
-	stride, err := c.ints("stride", filled(r, 1))
-	if err != nil {
-		return nil, err
-	}
-	bm, err := c.bools("begin_mask", r)
-	if err != nil {
-		return nil, err
-	}
-	em, err := c.bools("end_mask", r)
-	if err != nil {
-		return nil, err
-	}
-	sm, err := c.bools("squeeze_mask", r)
-	if err != nil {
-		return nil, err
+	begin, end, stride := c.ints("begin", nil), c.ints("end", nil), c.ints("stride", filled(r, 1))
+	bm, em, sm := c.bools("begin_mask", r), c.bools("end_mask", r), c.bools("squeeze_mask", r)
+	if c.err != nil {
+		return nil, c.err
 	}
 	if len(begin) != r || len(end) != r || len(stride) != r {
 		return nil, fmt.Errorf("begin/end/stride lengths for rank %d", r)
@@ -1332,17 +1264,10 @@ func (c *opCtx) concat() ([]*tensor, error) {
 		}
 		vals[i] = t
 	}
-	ax, err := c.intScalar("axis", 0)
-	if err != nil {
-		return nil, err
-	}
-	r := len(vals[0].shape)
-	if ax, err = normAxis(ax, r); err != nil {
-		return nil, err
-	}
-	inter, err := c.boolScalar("interleave", false)
-	if err != nil {
-		return nil, err
+	ax := c.axis(c.intScalar("axis", 0), len(vals[0].shape))
+	inter := c.boolScalar("interleave", false)
+	if c.err != nil {
+		return nil, c.err
 	}
 	shape := slices.Clone(vals[0].shape)
 	shape[ax] = 0
@@ -1373,26 +1298,20 @@ func (c *opCtx) concat() ([]*tensor, error) {
 }
 
 func (c *opCtx) split() ([]*tensor, error) {
-	x, err := c.need("x")
-	if err != nil {
-		return nil, err
-	}
-	ax, err := c.intScalar("axis", 0)
-	if err != nil {
-		return nil, err
+	x, ax := c.need("x"), c.intScalar("axis", 0)
+	if c.err != nil {
+		return nil, c.err
 	}
 	r := len(x.shape)
-	if ax, err = normAxis(ax, r); err != nil {
-		return nil, err
-	}
-	sizes, err := c.ints("split_sizes", nil)
-	if err != nil {
-		return nil, err
+	ax = c.axis(ax, r)
+	sizes := c.ints("split_sizes", nil)
+	if c.err != nil {
+		return nil, c.err
 	}
 	if sizes == nil {
-		n, err := c.intScalar("num_splits", 0)
-		if err != nil {
-			return nil, err
+		n := c.intScalar("num_splits", 0)
+		if c.err != nil {
+			return nil, c.err
 		}
 		if n < 1 || x.shape[ax]%n != 0 {
 			return nil, fmt.Errorf("num_splits %d for axis of %d", n, x.shape[ax])
@@ -1416,22 +1335,15 @@ func (c *opCtx) split() ([]*tensor, error) {
 }
 
 func (c *opCtx) expandSqueeze() ([]*tensor, error) {
-	x, err := c.need("x")
-	if err != nil {
-		return nil, err
+	x, axes := c.need("x"), c.ints("axes", nil)
+	if c.err != nil {
+		return nil, c.err
 	}
 	r := len(x.shape)
-	axes, err := c.ints("axes", nil)
-	if err != nil {
-		return nil, err
-	}
 	if c.op.Type == "expand_dims" {
-		nr := r + len(axes)
-		norm := make([]int, len(axes))
-		for i, a := range axes {
-			if norm[i], err = normAxis(a, nr); err != nil {
-				return nil, err
-			}
+		norm := c.axes(axes, r+len(axes))
+		if c.err != nil {
+			return nil, c.err
 		}
 		slices.Sort(norm)
 		shape := slices.Clone(x.shape)
@@ -1446,12 +1358,11 @@ func (c *opCtx) expandSqueeze() ([]*tensor, error) {
 			drop[i] = d == 1
 		}
 	}
-	for _, a := range axes {
-		n, err := normAxis(a, r)
-		if err != nil {
-			return nil, err
-		}
-		drop[n] = x.shape[n] == 1 // listed axes that are not 1 stay
+	for _, a := range c.axes(axes, r) {
+		drop[a] = x.shape[a] == 1 // listed axes that are not 1 stay
+	}
+	if c.err != nil {
+		return nil, c.err
 	}
 	return []*tensor{view(x, without(x.shape, drop))}, nil
 }
@@ -1460,17 +1371,9 @@ func (c *opCtx) expandSqueeze() ([]*tensor, error) {
 // (ane-anchor §8.1): the conformance suite pins the hardware's behaviour, not
 // the spec's.
 func (c *opCtx) sdpa() ([]*tensor, error) {
-	q, err := c.need("query")
-	if err != nil {
-		return nil, err
-	}
-	k, err := c.need("key")
-	if err != nil {
-		return nil, err
-	}
-	v, err := c.need("value")
-	if err != nil {
-		return nil, err
+	q, k, v := c.need("query"), c.need("key"), c.need("value")
+	if c.err != nil {
+		return nil, c.err
 	}
 	e := q.shape[len(q.shape)-1]
 	s, err := matmulRef(q, k, false, true, q.dt)
@@ -1498,31 +1401,21 @@ type quantParams struct {
 }
 
 // quantParams reads an op's quantisation parameters; a missing zero point is
-// zero.
-func (c *opCtx) quantParams(shape []int, axisRequired bool) (*quantParams, error) {
-	p := &quantParams{shape: shape}
-	var err error
-	if p.scale, err = c.need("scale"); err != nil {
-		return nil, err
-	}
-	zp, ok, err := c.tensor("zero_point")
-	if err != nil {
-		return nil, err
+// zero. Like the accessors, it records an error in c.err.
+func (c *opCtx) quantParams(shape []int, axisRequired bool) *quantParams {
+	p := &quantParams{shape: shape, scale: c.need("scale")}
+	zp, ok := c.opt("zero_point")
+	if c.err != nil {
+		return nil
 	}
 	if !ok {
 		zp = newTensor(mil.Int8, p.scale.shape)
 	}
 	p.zp = zp
 	if len(p.scale.shape) == 1 || axisRequired {
-		ax, err := c.intScalar("axis", 0)
-		if err != nil {
-			return nil, err
-		}
-		if p.axis, err = normAxis(ax, len(shape)); err != nil {
-			return nil, err
-		}
+		p.axis = c.axis(c.intScalar("axis", 0), len(shape))
 	}
-	return p, nil
+	return p
 }
 
 // at returns the scale and zero point for flat element i.
@@ -1542,21 +1435,13 @@ func isPow2(x float64) bool {
 }
 
 func (c *opCtx) quantize() ([]*tensor, error) {
-	x, err := c.need("input")
-	if err != nil {
-		return nil, err
+	x, d := c.need("input"), c.dtype("output_dtype")
+	if c.err != nil {
+		return nil, c.err
 	}
-	s, err := c.str("output_dtype", "")
-	if err != nil {
-		return nil, err
-	}
-	d, ok := mil.ParseDType(s)
-	if !ok {
-		return nil, fmt.Errorf("unknown output_dtype %q", s)
-	}
-	p, err := c.quantParams(x.shape, false)
-	if err != nil {
-		return nil, err
+	p := c.quantParams(x.shape, false)
+	if c.err != nil {
+		return nil, c.err
 	}
 	lo, hi := intRange(d)
 	out := newTensor(d, x.shape)
@@ -1586,13 +1471,13 @@ func (c *opCtx) affineDequantize() ([]*tensor, error) {
 // dequantizeFrom dequantizes the named input: dequantize, or, with its
 // always-given axis, constexpr_affine_dequantize.
 func (c *opCtx) dequantizeFrom(input string, axisRequired bool) ([]*tensor, error) {
-	x, err := c.need(input)
-	if err != nil {
-		return nil, err
+	x := c.need(input)
+	if c.err != nil {
+		return nil, c.err
 	}
-	p, err := c.quantParams(x.shape, axisRequired)
-	if err != nil {
-		return nil, err
+	p := c.quantParams(x.shape, axisRequired)
+	if c.err != nil {
+		return nil, c.err
 	}
 	return []*tensor{dequant(x, p)}, nil
 }
