@@ -296,13 +296,10 @@ func inferConst(c *inferCtx) ([]Type, error) {
 // out overrides the output dtype (bool for comparisons).
 func inferBinary(out DType) func(c *inferCtx) ([]Type, error) {
 	return func(c *inferCtx) ([]Type, error) {
-		x, err := c.input("x", numericTypes...)
-		if err != nil {
-			return nil, err
-		}
-		y, err := c.input("y", numericTypes...)
-		if err != nil {
-			return nil, err
+		rd := c.reader()
+		x, y := rd.input("x", numericTypes...), rd.input("y", numericTypes...)
+		if rd.err != nil {
+			return nil, rd.err
 		}
 		if x.DType != y.DType {
 			return nil, c.errf("y", "x is %v but y is %v; both must have the same dtype", x.DType, y.DType)
@@ -328,13 +325,11 @@ func inferUnary(c *inferCtx) ([]Type, error) {
 }
 
 func inferEpsUnary(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", floatTypes...)
-	if err != nil {
-		return nil, err
-	}
-	eps, ok, err := c.optInput("epsilon", floatTypes...)
-	if err != nil {
-		return nil, err
+	rd := c.reader()
+	x := rd.input("x", floatTypes...)
+	eps, ok := rd.optInput("epsilon", floatTypes...)
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	if ok {
 		if !eps.IsScalar() {
@@ -376,13 +371,10 @@ func inferClip(c *inferCtx) ([]Type, error) {
 
 func inferCast(c *inferCtx) ([]Type, error) {
 	dom := tensorTypes(c.t)
-	x, err := c.input("x", dom...)
-	if err != nil {
-		return nil, err
-	}
-	s, _, err := c.str("dtype")
-	if err != nil {
-		return nil, err
+	rd := c.reader()
+	x, s := rd.input("x", dom...), rd.str("dtype")
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	d, ok := ParseDType(s)
 	if !ok || !slices.Contains(dom, d) {
@@ -392,28 +384,20 @@ func inferCast(c *inferCtx) ([]Type, error) {
 }
 
 func inferSoftmax(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", floatTypes...)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.axisParam("axis", x.Shape.Rank()); err != nil {
-		return nil, err
+	rd := c.reader()
+	x := rd.input("x", floatTypes...)
+	rd.axisParam("axis", x.Shape.Rank())
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	return one(x)
 }
 
 func inferSelect(c *inferCtx) ([]Type, error) {
-	cond, err := c.input("cond", Bool)
-	if err != nil {
-		return nil, err
-	}
-	a, err := c.input("a", tensorTypes15...)
-	if err != nil {
-		return nil, err
-	}
-	b, err := c.input("b", tensorTypes15...)
-	if err != nil {
-		return nil, err
+	rd := c.reader()
+	cond, a, b := rd.input("cond", Bool), rd.input("a", tensorTypes15...), rd.input("b", tensorTypes15...)
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	if a.DType != b.DType {
 		return nil, c.errf("b", "a is %v but b is %v; both must have the same dtype", a.DType, b.DType)
@@ -428,13 +412,10 @@ func inferSelect(c *inferCtx) ([]Type, error) {
 }
 
 func inferMatmul(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", numericTypes...)
-	if err != nil {
-		return nil, err
-	}
-	y, err := c.input("y", numericTypes...)
-	if err != nil {
-		return nil, err
+	rd := c.reader()
+	x, y := rd.input("x", numericTypes...), rd.input("y", numericTypes...)
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	d := x.DType
 	if x.DType != y.DType {
@@ -452,13 +433,9 @@ func inferMatmul(c *inferCtx) ([]Type, error) {
 			d = y.DType
 		}
 	}
-	tx, _, err := c.boolScalar("transpose_x")
-	if err != nil {
-		return nil, err
-	}
-	ty, _, err := c.boolScalar("transpose_y")
-	if err != nil {
-		return nil, err
+	tx, ty := rd.boolScalar("transpose_x"), rd.boolScalar("transpose_y")
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	rx, ry := x.Shape.Rank(), y.Shape.Rank()
 	if rx == 0 || ry == 0 {
@@ -544,13 +521,10 @@ func ConvAxis(padType string, d, k, s, dil, customBefore, customAfter int) (out,
 }
 
 func inferConv(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", floatTypes...)
-	if err != nil {
-		return nil, err
-	}
-	w, err := c.input("weight", floatTypes...)
-	if err != nil {
-		return nil, err
+	rd := c.reader()
+	x, w := rd.input("x", floatTypes...), rd.input("weight", floatTypes...)
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	if c.t < IOS17 && w.DType != x.DType {
 		return nil, c.errf("weight", "weight is %v but x is %v; before ios17 they must match", w.DType, x.DType)
@@ -563,25 +537,11 @@ func inferConv(c *inferCtx) ([]Type, error) {
 		return nil, c.errf("weight", "weight %v must have rank %d like x %v ([C_out, C_in/groups, kernel…])", w.Shape, r, x.Shape)
 	}
 	ns := r - 2
-	strides, _, err := c.ints("strides", ns)
-	if err != nil {
-		return nil, err
-	}
-	dil, _, err := c.ints("dilations", ns)
-	if err != nil {
-		return nil, err
-	}
-	pad, _, err := c.ints("pad", 2*ns)
-	if err != nil {
-		return nil, err
-	}
-	padType, _, err := c.str("pad_type")
-	if err != nil {
-		return nil, err
-	}
-	groups, _, err := c.intScalar("groups")
-	if err != nil {
-		return nil, err
+	strides, dil, pad := rd.ints("strides", ns), rd.ints("dilations", ns), rd.ints("pad", 2*ns)
+	padType := rd.str("pad_type")
+	groups, _ := rd.intScalar("groups")
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	switch padType {
 	case PadValid, PadSame, PadCustom:
@@ -660,17 +620,11 @@ func inferConv(c *inferCtx) ([]Type, error) {
 }
 
 func inferReduce(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", numericTypes...)
-	if err != nil {
-		return nil, err
-	}
-	axes, err := c.axesParam("axes", x.Shape.Rank())
-	if err != nil {
-		return nil, err
-	}
-	keep, _, err := c.boolScalar("keep_dims")
-	if err != nil {
-		return nil, err
+	rd := c.reader()
+	x := rd.input("x", numericTypes...)
+	axes, keep := rd.axesParam("axes", x.Shape.Rank()), rd.boolScalar("keep_dims")
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	out := Shape{}
 	for i, d := range x.Shape {
@@ -685,13 +639,10 @@ func inferReduce(c *inferCtx) ([]Type, error) {
 }
 
 func inferReshape(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", tensorTypes(c.t)...)
-	if err != nil {
-		return nil, err
-	}
-	vals, _, err := c.ints("shape", -1, indexTypes(c.t)...)
-	if err != nil {
-		return nil, err
+	rd := c.reader()
+	x, vals := rd.input("x", tensorTypes(c.t)...), rd.ints("shape", -1, indexTypes(c.t)...)
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	s, err := resolveReshape(x.Shape, vals, c.t)
 	if err != nil {
@@ -763,18 +714,12 @@ func resolveReshape(x Shape, vals []int, t Target) (Shape, error) {
 }
 
 func inferTranspose(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", tensorTypes(c.t)...)
-	if err != nil {
-		return nil, err
-	}
+	rd := c.reader()
+	x := rd.input("x", tensorTypes(c.t)...)
 	r := x.Shape.Rank()
-	perm, _, err := c.ints("perm", r)
-	if err != nil {
-		return nil, err
-	}
-	p, err := c.axes("perm", perm, r) // distinct and in range: a permutation
-	if err != nil {
-		return nil, err
+	p := rd.axes("perm", rd.ints("perm", r), r) // distinct and in range: a permutation
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	out := make(Shape, r)
 	for i, a := range p {
@@ -784,18 +729,12 @@ func inferTranspose(c *inferCtx) ([]Type, error) {
 }
 
 func inferSliceBySize(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", tensorTypes(c.t)...)
-	if err != nil {
-		return nil, err
-	}
+	rd := c.reader()
+	x := rd.input("x", tensorTypes(c.t)...)
 	r := x.Shape.Rank()
-	begin, _, err := c.ints("begin", r, indexTypes(c.t)...)
-	if err != nil {
-		return nil, err
-	}
-	size, _, err := c.ints("size", r, indexTypes(c.t)...)
-	if err != nil {
-		return nil, err
+	begin, size := rd.ints("begin", r, indexTypes(c.t)...), rd.ints("size", r, indexTypes(c.t)...)
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	out := make(Shape, r)
 	for i, d := range x.Shape {
@@ -881,28 +820,14 @@ func SliceRange(dim, begin, end, stride int, beginMask, endMask, squeeze bool) (
 }
 
 func inferSliceByIndex(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", tensorTypes(c.t)...)
-	if err != nil {
-		return nil, err
-	}
+	rd := c.reader()
+	x := rd.input("x", tensorTypes(c.t)...)
 	r := x.Shape.Rank()
-	begin, _, err := c.ints("begin", r, indexTypes(c.t)...)
-	if err != nil {
-		return nil, err
-	}
-	end, _, err := c.ints("end", r, indexTypes(c.t)...)
-	if err != nil {
-		return nil, err
-	}
-	stride, _, err := c.ints("stride", r)
-	if err != nil {
-		return nil, err
-	}
-	var masks [3][]bool
-	for i, name := range []string{"begin_mask", "end_mask", "squeeze_mask"} {
-		if masks[i], _, err = c.bools(name, r); err != nil {
-			return nil, err
-		}
+	begin, end := rd.ints("begin", r, indexTypes(c.t)...), rd.ints("end", r, indexTypes(c.t)...)
+	stride := rd.ints("stride", r)
+	masks := [3][]bool{rd.bools("begin_mask", r), rd.bools("end_mask", r), rd.bools("squeeze_mask", r)}
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	out := Shape{}
 	for i, d := range x.Shape {
@@ -940,13 +865,10 @@ func inferConcat(c *inferCtx) ([]Type, error) {
 	if r == 0 {
 		return nil, c.errf("values", "concat needs tensors of rank ≥ 1, values[0] is a scalar")
 	}
-	axis, err := c.axisParam("axis", r)
-	if err != nil {
-		return nil, err
-	}
-	interleave, _, err := c.boolScalar("interleave")
-	if err != nil {
-		return nil, err
+	rd := c.reader()
+	axis, interleave := rd.axisParam("axis", r), rd.boolScalar("interleave")
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	out := first.Shape.Clone()
 	out[axis] = 0
@@ -995,15 +917,13 @@ func inferSplit(c *inferCtx) ([]Type, error) {
 	if r == 0 {
 		return nil, c.errf("x", "cannot split a scalar")
 	}
-	axis, err := c.axisParam("axis", r)
-	if err != nil {
-		return nil, err
+	rd := c.reader()
+	axis := rd.axisParam("axis", r)
+	n, hasN := rd.intScalar("num_splits")
+	if rd.err != nil {
+		return nil, rd.err
 	}
-	n, hasN, err := c.intScalar("num_splits")
-	if err != nil {
-		return nil, err
-	}
-	sizes, hasS, err := c.ints("split_sizes", -1)
+	sizes, hasS, err := c.ints("split_sizes", -1) // hasS tells an empty list from none
 	if err != nil {
 		return nil, err
 	}
@@ -1050,13 +970,10 @@ func inferSplit(c *inferCtx) ([]Type, error) {
 }
 
 func inferExpandDims(c *inferCtx) ([]Type, error) {
-	x, err := c.input("x", tensorTypes(c.t)...)
-	if err != nil {
-		return nil, err
-	}
-	raw, _, err := c.ints("axes", -1)
-	if err != nil {
-		return nil, err
+	rd := c.reader()
+	x, raw := rd.input("x", tensorTypes(c.t)...), rd.ints("axes", -1)
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	if len(raw) == 0 {
 		return nil, c.errf("axes", "axes is empty")
@@ -1101,17 +1018,10 @@ func inferSqueeze(c *inferCtx) ([]Type, error) {
 }
 
 func inferSDPA(c *inferCtx) ([]Type, error) {
-	q, err := c.input("query", floatTypes...)
-	if err != nil {
-		return nil, err
-	}
-	k, err := c.input("key", floatTypes...)
-	if err != nil {
-		return nil, err
-	}
-	v, err := c.input("value", floatTypes...)
-	if err != nil {
-		return nil, err
+	rd := c.reader()
+	q, k, v := rd.input("query", floatTypes...), rd.input("key", floatTypes...), rd.input("value", floatTypes...)
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	if k.DType != q.DType || v.DType != q.DType {
 		return nil, c.errf("key", "query, key and value are %v, %v, %v; all must have the same dtype", q.DType, k.DType, v.DType)
@@ -1184,20 +1094,11 @@ func (c *inferCtx) quantParams(s Shape, scale, zp Type, hasZP, axisRequired bool
 }
 
 func inferQuantize(c *inferCtx) ([]Type, error) {
-	in, err := c.input("input", floatTypes...)
-	if err != nil {
-		return nil, err
-	}
-	if in.Shape.Rank() == 0 {
-		return nil, c.errf("input", "input must have rank ≥ 1")
-	}
-	scale, err := c.input("scale", in.DType)
-	if err != nil {
-		return nil, err
-	}
-	s, _, err := c.str("output_dtype")
-	if err != nil {
-		return nil, err
+	rd := c.reader()
+	in := rd.ranked("input", floatTypes...)
+	scale, s := rd.input("scale", in.DType), rd.str("output_dtype")
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	d, ok := ParseDType(s)
 	if !ok || (d != Int8 && d != UInt8) {
@@ -1226,20 +1127,12 @@ func allZero(v *Value) bool {
 }
 
 func inferDequantize(c *inferCtx) ([]Type, error) {
-	in, err := c.input("input", quantTypes...)
-	if err != nil {
-		return nil, err
-	}
-	if in.Shape.Rank() == 0 {
-		return nil, c.errf("input", "input must have rank ≥ 1")
-	}
-	scale, err := c.input("scale", floatTypes...)
-	if err != nil {
-		return nil, err
-	}
-	zp, hasZP, err := c.optInput("zero_point", in.DType)
-	if err != nil {
-		return nil, err
+	rd := c.reader()
+	in := rd.ranked("input", quantTypes...)
+	scale := rd.input("scale", floatTypes...)
+	zp, hasZP := rd.optInput("zero_point", in.DType)
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	if err := c.quantParams(in.Shape, scale, zp, hasZP, false); err != nil {
 		return nil, err
@@ -1248,20 +1141,11 @@ func inferDequantize(c *inferCtx) ([]Type, error) {
 }
 
 func inferAffineDequantize(c *inferCtx) ([]Type, error) {
-	q, err := c.input("quantized_data", quantTypes...)
-	if err != nil {
-		return nil, err
-	}
-	if q.Shape.Rank() == 0 {
-		return nil, c.errf("quantized_data", "quantized_data must have rank ≥ 1")
-	}
-	scale, err := c.input("scale", floatTypes...)
-	if err != nil {
-		return nil, err
-	}
-	zp, err := c.input("zero_point", Int8, UInt8, FP32)
-	if err != nil {
-		return nil, err
+	rd := c.reader()
+	q := rd.ranked("quantized_data", quantTypes...)
+	scale, zp := rd.input("scale", floatTypes...), rd.input("zero_point", Int8, UInt8, FP32)
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	// The zero point shares the data's integer dtype; newer references also
 	// allow an fp32 zero point.

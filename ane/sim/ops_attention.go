@@ -16,17 +16,10 @@ func init() {
 // IGNORED, as the ANE ignores it (ane-anchor §8.1): a causal kernel must
 // build scores with matmul, add the mask and call softmax itself.
 func planSDPA(p *planner) error {
-	q, err := p.need("query")
-	if err != nil {
-		return err
-	}
-	k, err := p.need("key")
-	if err != nil {
-		return err
-	}
-	v, err := p.need("value")
-	if err != nil {
-		return err
+	rd := p.reader()
+	q, k, v := rd.need("query"), rd.need("key"), rd.need("value")
+	if rd.err != nil {
+		return rd.err
 	}
 	dt := q.typ.DType
 	if !isFloat16or32(dt) || k.typ.DType != dt || v.typ.DType != dt {
@@ -56,29 +49,10 @@ func planSDPA(p *planner) error {
 		// Deliberately unused: the hardware ignores the mask.
 	}
 	bshape := slices.Clone([]int(qs[:r-2]))
-	qv, err := p.data(q)
-	if err != nil {
-		return err
-	}
-	kv, err := p.data(k)
-	if err != nil {
-		return err
-	}
-	vv, err := p.data(v)
-	if err != nil {
-		return err
-	}
-	qo, err := p.operand(qv, bshape)
-	if err != nil {
-		return err
-	}
-	ko, err := p.operand(kv, bshape)
-	if err != nil {
-		return err
-	}
-	vo, err := p.operand(vv, bshape)
-	if err != nil {
-		return err
+	qv, kv, vv := rd.data(q), rd.data(k), rd.data(v)
+	qo, ko, vo := rd.operand(qv, bshape), rd.operand(kv, bshape), rd.operand(vv, bshape)
+	if rd.err != nil {
+		return rd.err
 	}
 	nb := numel(bshape)
 	if L*S > maxArenaElems/max(nb, 1) {

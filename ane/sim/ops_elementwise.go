@@ -272,13 +272,10 @@ const (
 func isFloat16or32(d mil.DType) bool { return d == mil.FP16 || d == mil.FP32 }
 
 func (p *planner) planBinary(k binKernel) error {
-	x, err := p.need("x")
-	if err != nil {
-		return err
-	}
-	y, err := p.need("y")
-	if err != nil {
-		return err
+	rd := p.reader()
+	x, y := rd.need("x"), rd.need("y")
+	if rd.err != nil {
+		return rd.err
 	}
 	if x.typ.DType != y.typ.DType {
 		return invalid("x is %v and y is %v; they must have the same dtype", x.typ, y.typ)
@@ -294,13 +291,9 @@ func (p *planner) planBinary(k binKernel) error {
 	if err != nil {
 		return err
 	}
-	xv, err := p.data(x)
-	if err != nil {
-		return err
-	}
-	yv, err := p.data(y)
-	if err != nil {
-		return err
+	xv, yv := rd.data(x), rd.data(y)
+	if rd.err != nil {
+		return rd.err
 	}
 	outDT := dt
 	if k.compare {
@@ -397,12 +390,9 @@ func (p *planner) unaryInPlace(x *tval, f func(d []float32), flops float64, outD
 }
 
 func (p *planner) planUnary(k unaryKernel) error {
-	x, err := p.need("x")
+	x, err := p.needFloat("x")
 	if err != nil {
 		return err
-	}
-	if !isFloat16or32(x.typ.DType) {
-		return invalid("x must be fp16 or fp32, found %v", x.typ)
 	}
 	eps := float32(0)
 	if k.epsilon {
@@ -419,20 +409,11 @@ func (p *planner) planUnary(k unaryKernel) error {
 
 func init() {
 	ops["clip"] = func(p *planner) error {
-		x, err := p.need("x")
-		if err != nil {
-			return err
-		}
-		if !isFloat16or32(x.typ.DType) {
-			return invalid("x must be fp16 or fp32, found %v", x.typ)
-		}
-		a, err := p.paramFloat("alpha", 0, true)
-		if err != nil {
-			return err
-		}
-		b, err := p.paramFloat("beta", 0, true)
-		if err != nil {
-			return err
+		rd := p.reader()
+		x := rd.needFloat("x")
+		a, b := rd.paramFloat("alpha", 0, true), rd.paramFloat("beta", 0, true)
+		if rd.err != nil {
+			return rd.err
 		}
 		lo, hi := float32(mil.RoundFloat(a, mil.FP16)), float32(mil.RoundFloat(b, mil.FP16))
 		if p.opset >= 17 && !(lo < hi) {
@@ -463,13 +444,10 @@ func intRange(d mil.DType) (lo, hi float64) {
 
 func init() {
 	ops["cast"] = func(p *planner) error {
-		x, err := p.need("x")
-		if err != nil {
-			return err
-		}
-		s, err := p.paramString("dtype", "", true)
-		if err != nil {
-			return err
+		rd := p.reader()
+		x, s := rd.need("x"), rd.paramString("dtype", "", true)
+		if rd.err != nil {
+			return rd.err
 		}
 		// The targets are the dtypes the emulator keeps data for.
 		to, ok := mil.ParseDType(s)
@@ -516,17 +494,10 @@ func init() {
 
 func init() {
 	ops["select"] = func(p *planner) error {
-		c, err := p.need("cond")
-		if err != nil {
-			return err
-		}
-		a, err := p.need("a")
-		if err != nil {
-			return err
-		}
-		b, err := p.need("b")
-		if err != nil {
-			return err
+		rd := p.reader()
+		c, a, b := rd.need("cond"), rd.need("a"), rd.need("b")
+		if rd.err != nil {
+			return rd.err
 		}
 		if c.typ.DType != mil.Bool {
 			return invalid("cond must be bool, found %v", c.typ)
@@ -538,13 +509,9 @@ func init() {
 		if err != nil {
 			return err
 		}
-		var vs []view
-		for _, t := range []*tval{c, a, b} {
-			v, err := p.data(t)
-			if err != nil {
-				return err
-			}
-			vs = append(vs, v)
+		vs := []view{rd.data(c), rd.data(a), rd.data(b)}
+		if rd.err != nil {
+			return rd.err
 		}
 		out, err := p.rowsOp(shape, vs, func(d []float32, in [][]float32) {
 			cr, ar, br := in[0], in[1], in[2]

@@ -108,21 +108,11 @@ func swapsLastTwo(op *mil.Operation, rank int) bool {
 }
 
 func planMatmul(p *planner) error {
-	x, err := p.need("x")
-	if err != nil {
-		return err
-	}
-	y, err := p.need("y")
-	if err != nil {
-		return err
-	}
-	tx, err := p.paramBool("transpose_x", false)
-	if err != nil {
-		return err
-	}
-	ty, err := p.paramBool("transpose_y", false)
-	if err != nil {
-		return err
+	rd := p.reader()
+	x, y := rd.need("x"), rd.need("y")
+	tx, ty := rd.paramBool("transpose_x", false), rd.paramBool("transpose_y", false)
+	if rd.err != nil {
+		return rd.err
 	}
 	if !isFloat16or32(x.typ.DType) || !isFloat16or32(y.typ.DType) {
 		return invalid("matmul operands must be fp16 or fp32, found %v and %v", x.typ, y.typ)
@@ -137,13 +127,9 @@ func planMatmul(p *planner) error {
 			return invalid("x is %v and y is %v; they must have the same dtype", x.typ, y.typ)
 		}
 	}
-	xv, err := p.data(x)
-	if err != nil {
-		return err
-	}
-	yv, err := p.data(y)
-	if err != nil {
-		return err
+	xv, yv := rd.data(x), rd.data(y)
+	if rd.err != nil {
+		return rd.err
 	}
 	rx, ry := len(xv.shape), len(yv.shape)
 	if rx == 0 || ry == 0 {
@@ -185,13 +171,9 @@ func planMatmul(p *planner) error {
 	// written transposed, so that transpose becomes a free view.
 	o := p.op.Outputs[0]
 	transposed := rx > 1 && ry > 1 && !p.outs[o] && len(p.uses[o]) == 1 && swapsLastTwo(p.uses[o][0], len(shape))
-	xo, err := p.operand(xv, bshape)
-	if err != nil {
-		return err
-	}
-	yo, err := p.operand(yv, bshape)
-	if err != nil {
-		return err
+	xo, yo := rd.operand(xv, bshape), rd.operand(yv, bshape)
+	if rd.err != nil {
+		return rd.err
 	}
 	ob, err := p.newBuf(numel(shape))
 	if err != nil {
@@ -267,13 +249,10 @@ type convGeom struct {
 }
 
 func planConv(p *planner) error {
-	x, err := p.need("x")
-	if err != nil {
-		return err
-	}
-	w, err := p.need("weight")
-	if err != nil {
-		return err
+	rd := p.reader()
+	x, w := rd.need("x"), rd.need("weight")
+	if rd.err != nil {
+		return rd.err
 	}
 	if !isFloat16or32(x.typ.DType) || !isFloat16or32(w.typ.DType) {
 		return invalid("conv operands must be fp16 or fp32, found %v and %v", x.typ, w.typ)
@@ -286,9 +265,9 @@ func planConv(p *planner) error {
 	if ns == 3 {
 		return unsupported("3-D conv is not implemented by the emulator")
 	}
-	groups, err := p.paramInt("groups", 1, false)
-	if err != nil {
-		return err
+	groups := rd.paramInt("groups", 1, false)
+	if rd.err != nil {
+		return rd.err
 	}
 	nb, cin, cout := xs[0], xs[1], ws[0]
 	if groups <= 0 || cin%groups != 0 || cout%groups != 0 || ws[1] != cin/groups {
@@ -299,21 +278,10 @@ func planConv(p *planner) error {
 		return unsupported("conv with %d input channels: the ANE rejects convs wider than %d input channels "+
 			"(32000 fails, research §8.7); use matmul for wide reductions", cin, MaxConvInputChannels)
 	}
-	strides, err := p.paramInts("strides", filled(ns, 1))
-	if err != nil {
-		return err
-	}
-	dils, err := p.paramInts("dilations", filled(ns, 1))
-	if err != nil {
-		return err
-	}
-	padType, err := p.paramString("pad_type", "valid", false)
-	if err != nil {
-		return err
-	}
-	pads, err := p.paramInts("pad", make([]int, 2*ns))
-	if err != nil {
-		return err
+	strides, dils := rd.paramInts("strides", filled(ns, 1)), rd.paramInts("dilations", filled(ns, 1))
+	padType, pads := rd.paramString("pad_type", "valid", false), rd.paramInts("pad", make([]int, 2*ns))
+	if rd.err != nil {
+		return rd.err
 	}
 	if len(strides) != ns || len(dils) != ns || len(pads) != 2*ns {
 		return invalid("strides %v, dilations %v and pad %v need %d, %d and %d entries", strides, dils, pads, ns, ns, 2*ns)
@@ -350,13 +318,9 @@ func planConv(p *planner) error {
 	for _, g := range geo[len(geo)-ns:] {
 		outShape = append(outShape, g.out)
 	}
-	xv, err := p.denseOf(x)
-	if err != nil {
-		return err
-	}
-	wv, err := p.denseOf(w)
-	if err != nil {
-		return err
+	xv, wv := rd.denseOf(x), rd.denseOf(w)
+	if rd.err != nil {
+		return rd.err
 	}
 	var bv *view
 	if bt, err := p.arg("bias"); err != nil {
@@ -383,6 +347,7 @@ func planConv(p *planner) error {
 		if kk > maxArenaElems/max(plane, 1) {
 			return unsupported("conv im2col matrix of %d×%d exceeds the emulator's arena", kk, plane)
 		}
+		var err error
 		if col, err = p.newBuf(kk * plane); err != nil {
 			return err
 		}

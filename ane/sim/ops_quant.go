@@ -87,12 +87,9 @@ func (p *planner) quantAxis(rank int) (int, bool, error) {
 }
 
 func planQuantize(p *planner) error {
-	x, err := p.need("input")
+	x, err := p.needFloat("input")
 	if err != nil {
 		return err
-	}
-	if !isFloat16or32(x.typ.DType) {
-		return invalid("input must be fp16 or fp32, found %v", x.typ)
 	}
 	ods, err := p.paramString("output_dtype", "", true)
 	if err != nil {

@@ -24,22 +24,19 @@ const (
 )
 
 func (p *planner) planReduce(kind redKind) error {
-	x, err := p.need("x")
-	if err != nil {
-		return err
+	rd := p.reader()
+	x := rd.need("x")
+	if rd.err != nil {
+		return rd.err
 	}
 	dt := x.typ.DType
 	if !isFloat16or32(dt) && dt != mil.Int32 {
 		return invalid("x must be fp16, fp32 or int32, found %v", x.typ)
 	}
 	r := len(x.typ.Shape)
-	axes, err := p.paramInts("axes", nil)
-	if err != nil {
-		return err
-	}
-	keep, err := p.paramBool("keep_dims", false)
-	if err != nil {
-		return err
+	axes, keep := rd.paramInts("axes", nil), rd.paramBool("keep_dims", false)
+	if rd.err != nil {
+		return rd.err
 	}
 	red := make([]bool, r)
 	if axes == nil {
@@ -194,12 +191,9 @@ func softmaxRange(dst, src []float32, lo, hi, n int) {
 func exp32(x float32) float32 { return float32(fastExp(float64(x))) }
 
 func planSoftmax(p *planner) error {
-	x, err := p.need("x")
+	x, err := p.needFloat("x")
 	if err != nil {
 		return err
-	}
-	if !isFloat16or32(x.typ.DType) {
-		return invalid("x must be fp16 or fp32, found %v", x.typ)
 	}
 	shape := x.typ.Shape
 	axis, err := p.paramInt("axis", -1, false)

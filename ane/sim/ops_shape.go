@@ -84,13 +84,10 @@ func (p *planner) reshaped(x *tval, shape []int) error {
 }
 
 func planReshape(p *planner) error {
-	x, err := p.need("x")
-	if err != nil {
-		return err
-	}
-	s, err := p.paramInts("shape", nil)
-	if err != nil {
-		return err
+	rd := p.reader()
+	x, s := rd.need("x"), rd.paramInts("shape", nil)
+	if rd.err != nil {
+		return rd.err
 	}
 	if s == nil {
 		return invalid("missing required input \"shape\"")
@@ -138,13 +135,10 @@ func planReshape(p *planner) error {
 }
 
 func planExpandDims(p *planner) error {
-	x, err := p.need("x")
-	if err != nil {
-		return err
-	}
-	axes, err := p.paramInts("axes", nil)
-	if err != nil {
-		return err
+	rd := p.reader()
+	x, axes := rd.need("x"), rd.paramInts("axes", nil)
+	if rd.err != nil {
+		return rd.err
 	}
 	if len(axes) == 0 {
 		return invalid("missing required input \"axes\"")
@@ -155,9 +149,11 @@ func planExpandDims(p *planner) error {
 	}
 	norm := make([]int, len(axes))
 	for i, a := range axes {
-		if norm[i], err = normAxis(a, r); err != nil {
+		n, err := normAxis(a, r)
+		if err != nil {
 			return err
 		}
+		norm[i] = n
 	}
 	sort.Ints(norm)
 	shape := slices.Clone([]int(x.typ.Shape))
@@ -171,13 +167,10 @@ func planExpandDims(p *planner) error {
 }
 
 func planSqueeze(p *planner) error {
-	x, err := p.need("x")
-	if err != nil {
-		return err
-	}
-	axes, err := p.paramInts("axes", nil)
-	if err != nil {
-		return err
+	rd := p.reader()
+	x, axes := rd.need("x"), rd.paramInts("axes", nil)
+	if rd.err != nil {
+		return rd.err
 	}
 	in := x.typ.Shape
 	drop := make([]bool, len(in))
@@ -203,13 +196,10 @@ func planSqueeze(p *planner) error {
 }
 
 func planTranspose(p *planner) error {
-	x, err := p.need("x")
-	if err != nil {
-		return err
-	}
-	perm, err := p.paramInts("perm", nil)
-	if err != nil {
-		return err
+	rd := p.reader()
+	x, perm := rd.need("x"), rd.paramInts("perm", nil)
+	if rd.err != nil {
+		return rd.err
 	}
 	r := len(x.typ.Shape)
 	if len(perm) != r {
@@ -217,9 +207,11 @@ func planTranspose(p *planner) error {
 	}
 	seen := make([]bool, r)
 	for i, a := range perm {
-		if perm[i], err = normAxis(a, r); err != nil {
+		n, err := normAxis(a, r)
+		if err != nil {
 			return err
 		}
+		perm[i] = n
 		if seen[perm[i]] {
 			return invalid("perm %v is not a permutation", perm)
 		}
@@ -257,19 +249,12 @@ func (p *planner) sliced(x *tval, begin, count, step []int, squeeze []bool) erro
 }
 
 func planSliceBySize(p *planner) error {
-	x, err := p.need("x")
-	if err != nil {
-		return err
+	rd := p.reader()
+	x, begin, size := rd.need("x"), rd.paramInts("begin", nil), rd.paramInts("size", nil)
+	if rd.err != nil {
+		return rd.err
 	}
 	r := len(x.typ.Shape)
-	begin, err := p.paramInts("begin", nil)
-	if err != nil {
-		return err
-	}
-	size, err := p.paramInts("size", nil)
-	if err != nil {
-		return err
-	}
 	if len(begin) != r || len(size) != r {
 		return invalid("begin %v and size %v need %d entries each", begin, size, r)
 	}
@@ -292,37 +277,22 @@ func planSliceBySize(p *planner) error {
 }
 
 func planSliceByIndex(p *planner) error {
-	x, err := p.need("x")
-	if err != nil {
-		return err
+	rd := p.reader()
+	x := rd.need("x")
+	if rd.err != nil {
+		return rd.err
 	}
 	r := len(x.typ.Shape)
-	begin, err := p.paramInts("begin", nil)
-	if err != nil {
-		return err
-	}
-	end, err := p.paramInts("end", nil)
-	if err != nil {
-		return err
-	}
-	stride, err := p.paramInts("stride", filled(r, 1))
-	if err != nil {
-		return err
+	begin, end, stride := rd.paramInts("begin", nil), rd.paramInts("end", nil), rd.paramInts("stride", filled(r, 1))
+	if rd.err != nil {
+		return rd.err
 	}
 	if len(begin) != r || len(end) != r || len(stride) != r {
 		return invalid("begin %v, end %v and stride %v need %d entries each", begin, end, stride, r)
 	}
-	bm, err := p.paramBools("begin_mask", r)
-	if err != nil {
-		return err
-	}
-	em, err := p.paramBools("end_mask", r)
-	if err != nil {
-		return err
-	}
-	sm, err := p.paramBools("squeeze_mask", r)
-	if err != nil {
-		return err
+	bm, em, sm := rd.paramBools("begin_mask", r), rd.paramBools("end_mask", r), rd.paramBools("squeeze_mask", r)
+	if rd.err != nil {
+		return rd.err
 	}
 	start := make([]int, r)
 	count := make([]int, r)
@@ -350,13 +320,10 @@ func planConcat(p *planner) error {
 	if a == nil || len(a.Bindings) == 0 {
 		return invalid("missing required input \"values\"")
 	}
-	axis, err := p.paramInt("axis", 0, true)
-	if err != nil {
-		return err
-	}
-	inter, err := p.paramBool("interleave", false)
-	if err != nil {
-		return err
+	rd := p.reader()
+	axis, inter := rd.paramInt("axis", 0, true), rd.paramBool("interleave", false)
+	if rd.err != nil {
+		return rd.err
 	}
 	var ins []*tval
 	for _, b := range a.Bindings {
@@ -371,7 +338,8 @@ func planConcat(p *planner) error {
 	if r == 0 {
 		return invalid("concat of scalars")
 	}
-	if axis, err = normAxis(axis, r); err != nil {
+	axis, err := normAxis(axis, r)
+	if err != nil {
 		return err
 	}
 	shape := slices.Clone([]int(first.Shape))
@@ -421,16 +389,13 @@ func planConcat(p *planner) error {
 }
 
 func planSplit(p *planner) error {
-	x, err := p.need("x")
-	if err != nil {
-		return err
+	rd := p.reader()
+	x, axis := rd.need("x"), rd.paramInt("axis", 0, true)
+	if rd.err != nil {
+		return rd.err
 	}
-	r := len(x.typ.Shape)
-	axis, err := p.paramInt("axis", 0, true)
+	axis, err := normAxis(axis, len(x.typ.Shape))
 	if err != nil {
-		return err
-	}
-	if axis, err = normAxis(axis, r); err != nil {
 		return err
 	}
 	n := x.typ.Shape[axis]

@@ -260,6 +260,15 @@ func (p *planner) input(name string, required bool) (*tval, error) {
 // need returns a required input.
 func (p *planner) need(name string) (*tval, error) { return p.input(name, true) }
 
+// needFloat returns a required input that must be fp16 or fp32.
+func (p *planner) needFloat(name string) (*tval, error) {
+	tv, err := p.need(name)
+	if err == nil && !isFloat16or32(tv.typ.DType) {
+		err = invalid("%s must be fp16 or fp32, found %v", name, tv.typ)
+	}
+	return tv, err
+}
+
 // constant returns the exact elements of a compile-time value.
 func (p *planner) constant(tv *tval, what string) ([]float64, error) {
 	if tv.cdata != nil {
@@ -305,24 +314,14 @@ func (p *planner) decode(v *mil.Value) ([]float64, error) {
 			for i, x := range f {
 				out[i] = float64(x)
 			}
-		case mil.Int16:
-			for i := range out {
-				out[i] = float64(int16(binary.LittleEndian.Uint16(raw[2*i:])))
-			}
-		case mil.UInt16:
-			for i := range out {
-				out[i] = float64(binary.LittleEndian.Uint16(raw[2*i:]))
-			}
-		case mil.Int32:
-			for i := range out {
-				out[i] = float64(int32(binary.LittleEndian.Uint32(raw[4*i:])))
-			}
-		case mil.UInt32:
-			for i := range out {
-				out[i] = float64(binary.LittleEndian.Uint32(raw[4*i:]))
-			}
 		default:
-			return nil, unsupported("blob dtype %v", dt)
+			elem := blobInts[dt]
+			if elem == nil {
+				return nil, unsupported("blob dtype %v", dt)
+			}
+			for i := range out {
+				out[i] = elem(raw[es*i:])
+			}
 		}
 		return out, nil
 	}
@@ -346,6 +345,15 @@ func (p *planner) decode(v *mil.Value) ([]float64, error) {
 		return nil, invalid("a %v value cannot be used as tensor data", dt)
 	}
 	return out, nil
+}
+
+// blobInts reads one little-endian element of the integer dtypes a blob may
+// hold beyond those mil.DecodeFloat32s decodes.
+var blobInts = map[mil.DType]func([]byte) float64{
+	mil.Int16:  func(b []byte) float64 { return float64(int16(binary.LittleEndian.Uint16(b))) },
+	mil.UInt16: func(b []byte) float64 { return float64(binary.LittleEndian.Uint16(b)) },
+	mil.Int32:  func(b []byte) float64 { return float64(int32(binary.LittleEndian.Uint32(b))) },
+	mil.UInt32: func(b []byte) float64 { return float64(binary.LittleEndian.Uint32(b)) },
 }
 
 // data returns a value's storage, materialising a constant (rounded to fp16
@@ -449,17 +457,25 @@ func (p *planner) copyDense(v view) (view, error) {
 
 // ---- constant parameters ----
 
-func (p *planner) paramInts(name string, def []int) ([]int, error) {
-	tv, err := p.arg(name)
+// paramConst reads the elements of a constant input whose type passes is
+// (want says what passes, for the error); ok is false when an optional input
+// is absent. The param* readers below return their default then.
+func (p *planner) paramConst(name string, required bool, want string, is func(mil.Type) bool) (c []float64, ok bool, err error) {
+	tv, err := p.input(name, required)
 	if err != nil || tv == nil {
+		return nil, false, err
+	}
+	if !is(tv.typ) {
+		return nil, false, invalid("input %q must be %s, found %v", name, want, tv.typ)
+	}
+	c, err = p.constant(tv, "input "+quote(name))
+	return c, err == nil, err
+}
+
+func (p *planner) paramInts(name string, def []int) ([]int, error) {
+	c, ok, err := p.paramConst(name, false, "an integer tensor", func(t mil.Type) bool { return t.DType.IsInt() })
+	if err != nil || !ok {
 		return def, err
-	}
-	if !tv.typ.DType.IsInt() {
-		return nil, invalid("input %q must be an integer tensor, found %v", name, tv.typ)
-	}
-	c, err := p.constant(tv, "input "+quote(name))
-	if err != nil {
-		return nil, err
 	}
 	out := make([]int, len(c))
 	for i, x := range c {
@@ -479,47 +495,30 @@ func (p *planner) paramInt(name string, def int, required bool) (int, error) {
 // paramScalar reads a one-element constant input whose dtype passes is
 // (kind names such dtypes); ok is false when an optional input is absent.
 func (p *planner) paramScalar(name string, required bool, kind string, is func(mil.DType) bool) (x float64, ok bool, err error) {
-	tv, err := p.input(name, required)
-	if err != nil || tv == nil {
-		return 0, false, err
-	}
-	if !is(tv.typ.DType) || tv.typ.Shape.NumElements() != 1 {
-		return 0, false, invalid("input %q must be %s scalar, found %v", name, kind, tv.typ)
-	}
-	c, err := p.constant(tv, "input "+quote(name))
-	if err != nil {
+	c, ok, err := p.paramConst(name, required, kind+" scalar", func(t mil.Type) bool {
+		return is(t.DType) && t.Shape.NumElements() == 1
+	})
+	if !ok {
 		return 0, false, err
 	}
 	return c[0], true, nil
 }
 
 func (p *planner) paramBool(name string, def bool) (bool, error) {
-	tv, err := p.arg(name)
-	if err != nil || tv == nil {
+	c, ok, err := p.paramConst(name, false, "a bool scalar", func(t mil.Type) bool { return t.DType == mil.Bool && t.IsScalar() })
+	if err != nil || !ok {
 		return def, err
-	}
-	if tv.typ.DType != mil.Bool || !tv.typ.IsScalar() {
-		return false, invalid("input %q must be a bool scalar, found %v", name, tv.typ)
-	}
-	c, err := p.constant(tv, "input "+quote(name))
-	if err != nil {
-		return false, err
 	}
 	return c[0] != 0, nil
 }
 
 func (p *planner) paramBools(name string, n int) ([]bool, error) {
 	out := make([]bool, n)
-	tv, err := p.arg(name)
-	if err != nil || tv == nil {
+	c, ok, err := p.paramConst(name, false, fmt.Sprintf("a bool tensor of %d elements", n), func(t mil.Type) bool {
+		return t.DType == mil.Bool && t.Shape.NumElements() == n
+	})
+	if err != nil || !ok {
 		return out, err
-	}
-	if tv.typ.DType != mil.Bool || tv.typ.Shape.NumElements() != n {
-		return nil, invalid("input %q must be a bool tensor of %d elements, found %v", name, n, tv.typ)
-	}
-	c, err := p.constant(tv, "input "+quote(name))
-	if err != nil {
-		return nil, err
 	}
 	for i, x := range c {
 		out[i] = x != 0
