@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 )
@@ -35,6 +36,19 @@ type WarningEvent struct {
 	Step int
 	Msg  string
 }
+
+// ErrDiverged is returned by Runner.Run when DivergedSteps steps in a row
+// could not update the weights: the loss was NaN or infinite (the forward
+// pass overflowed: weights blown up by too high a learning rate, or fp16
+// activations out of range), or the gradients overflowed even at loss
+// scale 1. Training on would only spend time; the checkpoints written
+// before it are the ones to go back to.
+var ErrDiverged = errors.New("engine: training diverged")
+
+// DivergedSteps is how many failed steps in a row make Runner.Run stop
+// with ErrDiverged. Ordinary overflows pass: each halves the loss scale
+// and the next step usually succeeds.
+const DivergedSteps = 8
 
 // ErrorEvent is a failure that stopped the run.
 type ErrorEvent struct {
@@ -253,6 +267,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		return false
 	}
+	bad := 0 // steps in a row that could not update (see DivergedSteps)
 	for e.stepN < c.Steps {
 		// Commands first, without waiting; while paused, wait for one.
 		for {
@@ -297,8 +312,22 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		r.Bus.Publish(StepEvent{st})
 		if st.Skipped {
-			r.Bus.Publish(WarningEvent{Step: st.Step, Msg: fmt.Sprintf(
+			r.Bus.Publish(WarningEvent{Step: e.stepN, Msg: fmt.Sprintf(
 				"gradient overflowed in fp16 at loss scale %g: update skipped, scale now %g", st.LossScale, e.lossScale)})
+		}
+		// A non-finite loss, or an overflow the loss scale can no longer
+		// absorb, is no transient: lowering the scale does not mend the
+		// forward pass, and no update happens while it lasts.
+		if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) || st.Skipped && st.LossScale <= 1 {
+			bad++
+		} else {
+			bad = 0
+		}
+		if bad == DivergedSteps {
+			err := fmt.Errorf("%w: the loss has not been finite, or the gradients overflowed at loss scale 1, for %d steps in a row (steps %d–%d)",
+				ErrDiverged, bad, st.Step-bad+2, st.Step+1) // StepStats.Step counts from 0
+			r.Bus.Publish(ErrorEvent{Step: e.stepN, Err: err})
+			return err
 		}
 	}
 	r.Bus.Publish(StateEvent{Step: e.stepN, State: "finished"})

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -98,5 +99,46 @@ func TestRunnerCommands(t *testing.T) {
 	}
 	if e2.StepN() != 2 {
 		t.Errorf("step %d after restart and two steps", e2.StepN())
+	}
+}
+
+// TestRunnerStopsOnDivergence: with a learning rate that blows the weights
+// up, the loss turns non-finite and the runner stops with ErrDiverged after
+// DivergedSteps failed steps, instead of running to the end; a sane run of
+// the same length does not.
+func TestRunnerStopsOnDivergence(t *testing.T) {
+	c := model.Config{Dim: 64, Hidden: 128, Layers: 1, Heads: 2, Seq: 32, Vocab: 32, Tied: true}
+	run := func(lr float64) (StepStats, error) {
+		e, err := New(Config{Model: c, Device: openSim(t), Seed: 1, Steps: 60, LR: lr, Warmup: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		var last StepStats
+		bus := NewBus(1000)
+		r := &Runner{Engine: e, Bus: bus, Batch: func(x, y []int32) error {
+			for i := range x {
+				x[i], y[i] = int32(i*5%c.Vocab), int32((i*5+3)%c.Vocab)
+			}
+			return nil
+		}}
+		err = r.Run(context.Background())
+		for _, ev := range bus.History() {
+			if s, ok := ev.(StepEvent); ok {
+				last = s.StepStats
+			}
+		}
+		return last, err
+	}
+	last, err := run(1e10)
+	if !errors.Is(err, ErrDiverged) {
+		t.Fatalf("lr 1e10: Run returned %v after step %d (loss %v); want ErrDiverged", err, last.Step, last.Loss)
+	}
+	if last.Step >= 60 {
+		t.Errorf("lr 1e10: ran all %d steps before stopping", last.Step)
+	}
+	t.Logf("lr 1e10: %v", err)
+	if last, err := run(3e-3); err != nil {
+		t.Errorf("lr 3e-3: %v after step %d", err, last.Step)
 	}
 }
