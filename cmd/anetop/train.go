@@ -329,10 +329,41 @@ func (o *trainOpts) checkFileShape(file model.Config, what string) error {
 			diff = append(diff, fmt.Sprintf("--%s %d but it has %d", d.name, d.flag, d.have))
 		}
 	}
+	if o.set["model"] {
+		// want is the preset with any size flags applied: the file must be
+		// that model, or --model names another one.
+		if want.Dim != f.Dim || want.Layers != f.Layers || want.Heads != f.Heads || want.KVHeads != f.KVHeads ||
+			want.Hidden != f.Hidden || want.Vocab != f.Vocab {
+			diff = append(diff, fmt.Sprintf("--model %s is %s but it is %s", o.model, shape(want), shape(f)))
+		}
+	}
 	if len(diff) > 0 {
 		return usageError{msg: fmt.Sprintf("%s: %s; the model's shape comes from the file, so drop those flags", what, strings.Join(diff, ", "))}
 	}
 	return nil
+}
+
+// shape is a config's sizes, for messages.
+func shape(c model.Config) string {
+	return fmt.Sprintf("dim %d, hidden %d, %d layers, %d heads (%d kv), vocab %d", c.Dim, c.Hidden, c.Layers, c.Heads, c.KVHeads, c.Vocab)
+}
+
+// presetOf names the preset whose shape c has, or "custom": what a run from
+// a file is called in the banner and the console.
+func presetOf(c model.Config) string {
+	c = c.Resolved()
+	for _, name := range model.PresetNames() {
+		p, err := model.Preset(name)
+		if err != nil {
+			continue
+		}
+		p = p.Resolved()
+		p.Seq, p.RopeTheta, p.NormEps = c.Seq, c.RopeTheta, c.NormEps // training choices, not the shape
+		if p == c {
+			return name
+		}
+	}
+	return "custom"
 }
 
 // Checkpoint metadata keys of the training command (the checkpoint package
@@ -551,6 +582,30 @@ func findResume(path, runDir string, warn func(string)) (*checkpoint.Checkpoint,
 	return ck, nil
 }
 
+// lastStepFile returns the newest step-N checkpoint file in dir by name,
+// valid or not, or "" when there is none (or no dir).
+func lastStepFile(dir string) string {
+	names, _ := filepath.Glob(filepath.Join(dir, "step-*.safetensors"))
+	last, lastN := "", -1
+	for _, n := range names {
+		digits := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(n), "step-"), ".safetensors")
+		if k, err := strconv.Atoi(digits); err == nil && k > lastN {
+			last, lastN = n, k
+		}
+	}
+	return last
+}
+
+// freeRunDir suggests a run directory beside dir without checkpoints:
+// dir-2, dir-3, ….
+func freeRunDir(dir string) string {
+	for i := 2; ; i++ {
+		if d := fmt.Sprintf("%s-%d", dir, i); lastStepFile(d) == "" {
+			return d
+		}
+	}
+}
+
 // tracePath is where --trace writes: FILE itself in the first process of a
 // run, FILE with ".restart-N" before its extension in the N-th process an
 // exec restart started (restarts counted in restartEnv), so a restart does
@@ -654,16 +709,34 @@ func trainCmd(args []string, stdout, stderr io.Writer) error {
 
 // trainRun is the training command; it returns a restartRequest when the
 // console's r stopped the run for trainCmd to exec.
-func trainRun(args []string, stdout, stderr io.Writer) error {
+func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 	o, err := parseTrainFlags(args, stderr)
 	if err != nil {
 		return err
 	}
+	out := newEventWriter(stdout, o.json)
+	// Once the run's events flow, its failures reach --json as error events;
+	// before that (flags, data, checkpoint, device), this says why it ended.
+	published := false
+	defer func() {
+		var rr restartRequest
+		var es exitStatus
+		if err != nil && !published && !errors.As(err, &rr) && !errors.As(err, &es) {
+			out.write(jsonMessage{jsonHeader: header("error", 0), Message: err.Error()})
+		}
+	}()
 	if o.runDir == "" {
 		o.runDir = filepath.Join("runs", o.model)
 	}
+	if !o.resume.on {
+		// A new run would overwrite, and --keep prune, another run's
+		// checkpoints; and a later --resume would mix the two.
+		if last := lastStepFile(o.runDir); last != "" {
+			return usageError{msg: fmt.Sprintf("run directory %s already holds checkpoints of a run (newest %s): continue it with --resume, or start a new run with --run-dir %s (or remove %s)",
+				o.runDir, filepath.Base(last), freeRunDir(o.runDir), o.runDir)}
+		}
+	}
 	info := func(format string, a ...any) { fmt.Fprintf(stderr, "anetop: "+format+"\n", a...) }
-	out := newEventWriter(stdout, o.json)
 	warn := func(msg string) {
 		info("warning: %s", msg)
 		out.write(warningJSON(0, msg))
@@ -721,6 +794,10 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 		return usageError{msg: fmt.Sprintf("%v\n(the sizes come from --model %s and --dim, --hidden, --layers, --heads, --kv-heads, --seq, --vocab)", err, o.model)}
 	}
 	mc = mc.Resolved()
+	name := o.model // what the banner and the console call the model
+	if rp != nil || initParams != nil {
+		name = presetOf(mc)
+	}
 
 	src, err := openSource(o, mc.Vocab)
 	if err != nil {
@@ -814,7 +891,7 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 		Clip: o.clip, Seed: o.seed, Device: dev.Name(), CompactVocab: o.compact}
 
 	info("training %s (%s, %.2fM parameters) on %s, data %s (%d tokens), checkpoints in %s",
-		o.model, mc, float64(mc.NumParams())/1e6, dev.Name(), src.Name, src.Tokens.Len(), o.runDir)
+		name, mc, float64(mc.NumParams())/1e6, dev.Name(), src.Name, src.Tokens.Len(), o.runDir)
 
 	bus := engine.NewBus(1024)
 	r := &engine.Runner{Engine: eng, Bus: bus, SampleLen: o.sampleLen,
@@ -895,7 +972,9 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 			return
 		}
 		val.measured, val.step, val.loss = true, step, loss
-		val.best = min(val.best, loss)
+		if !math.IsNaN(loss) && !math.IsInf(loss, 0) {
+			val.best = min(val.best, loss) // a diverged model is never the best
+		}
 		bus.Publish(engine.EvalEvent{Step: step, Loss: loss, Tokens: len(valX), Time: time.Since(t0)})
 	}
 	lastSampled := -1
@@ -959,6 +1038,7 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 	// The console shows the run itself; the headless outputs would garble it.
 	console := !o.noTUI && !o.json && stdoutIsConsole(stdout)
 	events, unsubscribe := bus.Subscribe(1 << 14)
+	published = true
 	printed := make(chan struct{})
 	hl := &humanLog{w: stderr, every: o.logEvery, total: o.steps, vocab: mc.Vocab}
 	if console {
@@ -1005,7 +1085,7 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 	if src.Tokenizer != nil {
 		decode = func(t []int32) string { return sampleText(src.Tokenizer, nil, t) }
 	}
-	cinfo := tui.RunInfo{Model: o.model, Params: int64(mc.NumParams()), Device: dev.Name(), BLAS: blas.Backend(),
+	cinfo := tui.RunInfo{Model: name, Params: int64(mc.NumParams()), Device: dev.Name(), BLAS: blas.Backend(),
 		Steps: o.steps, RunDir: o.runDir, Decode: decode, Vocab: mc.Vocab}
 	ctl := &restartCtl{r: r}
 	quitNow, restart, runErr := startRun(ctx, cancel, r, ctl, console, cinfo, finish)
@@ -1028,6 +1108,8 @@ func trainRun(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%w; and its checkpoint failed: %v", runErr, ls.err)
 		}
 		return restartRequest{ckpt: ls.path, step: ls.step, budget: true}
+	case errors.Is(runErr, engine.ErrDiverged):
+		return fmt.Errorf("%w\nlower --lr (this run's is %g), or resume from a checkpoint before the divergence with --resume PATH (run directory %s)", runErr, o.lr, o.runDir)
 	case runErr != nil && !errors.Is(runErr, context.Canceled):
 		return runErr
 	case werr != nil:

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/anetop/anetop/checkpoint"
 	"github.com/anetop/anetop/model"
 )
 
@@ -144,5 +147,89 @@ func TestSchedule(t *testing.T) {
 	}
 	if len(notes) != 1 || !strings.Contains(notes[0], "--steps 400 replaces the checkpoint's 300") {
 		t.Errorf("notes %q, want one about --steps", notes)
+	}
+}
+
+// smallRun is a model and schedule that train a few steps in well under a
+// second on the emulator, headless and quiet.
+func smallRun(dir string, more ...string) []string {
+	return append([]string{"--no-tui", "--device", "sim", "--dim", "64", "--layers", "1", "--seq", "32", "--hidden", "128",
+		"--warmup", "1", "--sample-every", "0", "--log-every", "0", "--eval-every", "0", "--run-dir", dir}, more...)
+}
+
+// TestNewRunRefusesUsedRunDir: a new run in a directory that holds another
+// run's checkpoints is refused before anything is written (it would
+// overwrite and prune them), naming --resume and a free directory; the
+// old checkpoint is untouched. --resume still continues there.
+func TestNewRunRefusesUsedRunDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	if code, _, errs := runCLI(smallRun(dir, "--steps", "2")...); code != exitOK {
+		t.Fatalf("first run: exit %d: %s", code, errs)
+	}
+	ck := filepath.Join(dir, checkpoint.StepName(2))
+	before, err := os.ReadFile(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(smallRun(dir, "--steps", "2", "--dim", "32")...)
+	if code != exitUsage || !strings.Contains(errs, "already holds checkpoints") || !strings.Contains(errs, "--resume") ||
+		!strings.Contains(errs, "--run-dir "+dir+"-2") {
+		t.Errorf("second run: exit %d, stderr %q, stdout %q; want exit 2 naming --resume and %s-2", code, errs, out, dir)
+	}
+	if after, err := os.ReadFile(ck); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("the first run's checkpoint changed (err %v)", err)
+	}
+	if code, _, errs := runCLI(smallRun(dir, "--steps", "3", "--resume")...); code != exitOK {
+		t.Errorf("--resume in the same directory: exit %d: %s", code, errs)
+	}
+}
+
+// TestResumeWithOtherModelIsRefused: --model naming another preset than the
+// checkpoint's is refused, not silently ignored (the banner called the
+// checkpoint's model by the flag's name).
+func TestResumeWithOtherModelIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errs := runCLI(smallRun(dir, "--steps", "1")...); code != exitOK {
+		t.Fatalf("training: exit %d: %s", code, errs)
+	}
+	code, _, errs := runCLI("--no-tui", "--device", "sim", "--resume", "--run-dir", dir, "--steps", "2", "--model", "stories15m")
+	if code != exitUsage || !strings.Contains(errs, "--model stories15m is dim 288") {
+		t.Errorf("exit %d, stderr %q; want exit 2 saying the checkpoint is not stories15m", code, errs)
+	}
+	if got := presetOf(model.Config{Dim: 64, Hidden: 128, Layers: 1, Heads: 4, Seq: 32, Vocab: 512, Tied: true}); got != "custom" {
+		t.Errorf("presetOf(a custom shape) = %q", got)
+	}
+	for _, name := range model.PresetNames() {
+		c, _ := model.Preset(name)
+		c.Seq *= 2
+		if got := presetOf(c); got != name {
+			t.Errorf("presetOf(%s with another seq) = %q", name, got)
+		}
+	}
+}
+
+// TestDivergedRunStops: a learning rate that blows the weights up ends the
+// run with exit 1 and a message naming --lr, long before --steps, and no
+// final checkpoint of the ruined weights.
+func TestDivergedRunStops(t *testing.T) {
+	dir := t.TempDir()
+	code, _, errs := runCLI(smallRun(dir, "--steps", "200", "--lr", "1e10", "--ckpt-every", "0")...)
+	if code != exitError || !strings.Contains(errs, "diverged") || !strings.Contains(errs, "lower --lr") {
+		t.Fatalf("exit %d, stderr %q; want exit 1: diverged, lower --lr", code, errs)
+	}
+	if last := lastStepFile(dir); last != "" {
+		t.Errorf("a diverged run wrote %s", last)
+	}
+}
+
+// TestJSONSetupError: with --json, a run that fails before training starts
+// still says why on stdout, as one error event.
+func TestJSONSetupError(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "none.bin")
+	code, out, _ := runCLI(smallRun(dir, "--json", "--steps", "2", "--data", missing)...)
+	evs := parseEvents(t, strings.NewReader(out))
+	if code == exitOK || len(evs) != 1 || evs[0].Type != "error" || !strings.Contains(out, "none.bin") {
+		t.Errorf("exit %d, stdout %q; want one error event naming none.bin", code, out)
 	}
 }
