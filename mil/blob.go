@@ -36,7 +36,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"math"
+	"os"
 	"slices"
 	"strings"
 
@@ -334,6 +337,74 @@ func (f *BlobFile) noBlob(offset uint64) error {
 		return fmt.Errorf("no blob at offset %d: the file holds no blobs", offset)
 	}
 	return fmt.Errorf("no blob at offset %d: blobs start at %s", offset, strings.Join(offs, ", "))
+}
+
+// WeightFileSlack is how many bytes a weight file may hold beyond the end of
+// the furthest blob its program reads (blobs of other kernels that share the
+// file) before ReadWeightFile refuses it.
+const WeightFileSlack = 64 << 20
+
+// ReadWeightFile reads the weight file name for a program whose BLOBFILE
+// literals read its first need bytes (see Program.BlobFileSizes). It refuses,
+// with an error naming the file, anything but a regular file (a device such
+// as /dev/zero would be read without end, a FIFO would block) and a file more
+// than WeightFileSlack bytes longer than need, so it never reads more than
+// need plus that slack, nor more than the file held when it was opened. A
+// missing file's error wraps fs.ErrNotExist. The content is not checked here:
+// ReadBlobFile does that.
+func ReadWeightFile(name string, need uint64) ([]byte, error) {
+	// Stat before opening: opening a FIFO for reading blocks until a writer
+	// comes.
+	fi, err := os.Stat(name)
+	if err != nil {
+		return nil, fmt.Errorf("weight file: %w", err)
+	}
+	if err := checkWeightFileInfo(name, fi, need); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("weight file: %w", err)
+	}
+	defer f.Close()
+	// The file may have been replaced between the Stat and the Open.
+	if fi, err = f.Stat(); err != nil {
+		return nil, fmt.Errorf("weight file: %w", err)
+	}
+	if err := checkWeightFileInfo(name, fi, need); err != nil {
+		return nil, err
+	}
+	data := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, fmt.Errorf("weight file %s: reading %d bytes: %w (did it change while being read?)", name, fi.Size(), err)
+	}
+	return data, nil
+}
+
+// checkWeightFileInfo refuses non-regular and oversized weight files.
+func checkWeightFileInfo(name string, fi fs.FileInfo, need uint64) error {
+	if !fi.Mode().IsRegular() {
+		kind := "not a regular file"
+		switch m := fi.Mode(); {
+		case m.IsDir():
+			kind = "a directory"
+		case m&fs.ModeCharDevice != 0:
+			kind = "a character device"
+		case m&fs.ModeDevice != 0:
+			kind = "a device"
+		case m&fs.ModeNamedPipe != 0:
+			kind = "a named pipe"
+		case m&fs.ModeSocket != 0:
+			kind = "a socket"
+		}
+		return fmt.Errorf("weight file %s is %s, not a regular file: a BLOBFILE path must name a weight blob file (weight.bin)", name, kind)
+	}
+	size := uint64(fi.Size())
+	if size > need && size-need > WeightFileSlack {
+		return fmt.Errorf("weight file %s is %d bytes, but the program's BLOBFILE literals read only its first %d; "+
+			"refusing to read more than %d MiB beyond that (is it the right file?)", name, size, need, WeightFileSlack>>20)
+	}
+	return nil
 }
 
 // Resolve returns the data of a literal stored in a weight blob: the bytes of

@@ -3,10 +3,15 @@ package mil
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"io/fs"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // blobDTypes lists every dtype that has a blob code.
@@ -623,5 +628,66 @@ func TestDecodeRoundTrip(t *testing.T) {
 		if d != FP16 && d != BF16 && !bytes.Equal(enc, data) {
 			t.Fatalf("%v: re-encoding changed the bytes", d)
 		}
+	}
+}
+
+// TestReadWeightFile: a weight file is read whole when it is a regular file
+// no more than WeightFileSlack past what the program needs; a device (a
+// weights path linked to /dev/zero), a directory or a far larger file is
+// refused with an error naming it, without reading it.
+func TestReadWeightFile(t *testing.T) {
+	dir := t.TempDir()
+	file := blobFile3(t)
+	good := filepath.Join(dir, "weight.bin")
+	if err := os.WriteFile(good, file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadWeightFile(good, uint64(len(file)))
+	if err != nil || !bytes.Equal(got, file) {
+		t.Fatalf("ReadWeightFile(good) = %d bytes, %v; want the %d-byte file", len(got), err, len(file))
+	}
+	// Blobs beyond what the program reads (a shared file) are within the slack.
+	if got, err := ReadWeightFile(good, 128); err != nil || len(got) != len(file) {
+		t.Errorf("ReadWeightFile(good, 128) = %d bytes, %v; want the whole file", len(got), err)
+	}
+
+	huge := filepath.Join(dir, "huge.bin")
+	if err := os.WriteFile(huge, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, 1000+WeightFileSlack+1); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	_, err = ReadWeightFile(huge, 1000)
+	if err == nil || !strings.Contains(err.Error(), huge) || !strings.Contains(err.Error(), "read only its first 1000") {
+		t.Errorf("ReadWeightFile(huge) = %v; want a refusal naming %s", err, huge)
+	}
+
+	_, err = ReadWeightFile(dir, 1000)
+	if err == nil || !strings.Contains(err.Error(), dir+" is a directory") {
+		t.Errorf("ReadWeightFile(dir) = %v; want a refusal naming %s", err, dir)
+	}
+
+	missing := filepath.Join(dir, "missing.bin")
+	if _, err := ReadWeightFile(missing, 1000); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("ReadWeightFile(missing) = %v; want fs.ErrNotExist naming %s", err, missing)
+	}
+
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero here")
+	}
+	zero := filepath.Join(dir, "zero.bin")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Skipf("cannot symlink: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := ReadWeightFile(zero, 1000); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), zero+" is a character device, not a regular file") {
+			t.Errorf("ReadWeightFile(link to /dev/zero) = %v; want a refusal naming %s", err, zero)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ReadWeightFile(link to /dev/zero) is still reading after 10s")
 	}
 }

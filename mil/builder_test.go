@@ -425,3 +425,30 @@ func TestBlobPaths(t *testing.T) {
 		t.Errorf("BlobPaths = %q, want a second file", got)
 	}
 }
+
+// TestBlobFileSizes: the size a program needs of each weight file is the end
+// of its furthest blob, which for a Builder's file is the whole file.
+func TestBlobFileSizes(t *testing.T) {
+	b := NewBuilder(IOS18)
+	x := b.Input("x", TensorOf(FP16, 1, 16, 1, 32))
+	g := b.ConstFP16("g", Shape{1, 16, 1, 1}, make([]float32, 16))
+	h := b.ConstFP16("h", Shape{1, 16, 1, 1}, make([]float32, 16))
+	b.Output(b.Mul("y", b.Mul("xg", x, g), h))
+	p, w, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.BlobFileSizes()
+	if len(got) != 1 || got[WeightPath] != uint64(len(w[WeightPath])) {
+		t.Errorf("BlobFileSizes = %v, want %s: %d (the whole file)", got, WeightPath, len(w[WeightPath]))
+	}
+	const other = "@model_path/weights/other.bin"
+	p.Main().Ops = append(p.Main().Ops,
+		&Operation{Type: "const", Attrs: []Attr{{Name: "val", Value: BlobValue(TensorOf(FP32, 10), other, 1000)}}},
+		&Operation{Type: "const", Attrs: []Attr{{Name: "val", Value: BlobValue(TensorOf(FP16, 4), other, 64)}}},
+		&Operation{Type: "const", Attrs: []Attr{{Name: "val", Value: BlobValue(TensorOf(FP16, 4), "huge.bin", math.MaxUint64-10)}}})
+	got = p.BlobFileSizes()
+	if got[other] != 1000+64+40 || got["huge.bin"] != math.MaxUint64 {
+		t.Errorf("BlobFileSizes = %v, want %s: 1104 and huge.bin saturated at MaxUint64", got, other)
+	}
+}

@@ -5,15 +5,19 @@ import (
 	"slices"
 )
 
-// Check verifies a whole program: a readable version, at least one function,
-// unique function names, and each function's Check. The emulator runs it on
-// every parsed program, so it never panics, whatever p holds.
+// Check verifies a whole program: a version the Neural Engine takes (1.0 or
+// 1.3), at least one function, unique function names, and each function's
+// Check. The emulator runs it on every parsed program, so it never panics,
+// whatever p holds.
 func (p *Program) Check() error {
 	if p == nil {
 		return fmt.Errorf("nil program")
 	}
 	if _, _, ok := parseVersion(p.Version); !ok {
 		return fmt.Errorf("program version %q is not a number like 1.0 or 1.3", p.Version)
+	}
+	if !knownProgramVersion(p.Version) {
+		return fmt.Errorf("unsupported program version %s: %s", p.Version, programVersionsHint)
 	}
 	if len(p.Functions) == 0 {
 		return fmt.Errorf("program has no functions")

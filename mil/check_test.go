@@ -112,6 +112,7 @@ func TestCheckCatches(t *testing.T) {
 		{"nil output var", func(p *Program, f *Function) { opNamed(f, "s").Outputs[0] = nil }, "nil variable"},
 		{"bad function name", func(p *Program, f *Function) { f.Name = "1main" }, "invalid function name"},
 		{"bad version", func(p *Program, f *Function) { p.Version = "one" }, `program version "one"`},
+		{"unknown version", func(p *Program, f *Function) { p.Version = "9.9" }, "unsupported program version 9.9: the Neural Engine takes program(1.0)"},
 		{"no functions", func(p *Program, f *Function) { p.Functions = nil }, "no functions"},
 		{"duplicate function", func(p *Program, f *Function) { p.Functions = append(p.Functions, f) }, `function "main" is defined twice`},
 		{"nil function", func(p *Program, f *Function) { p.Functions = append(p.Functions, nil) }, "function 1 is nil"},

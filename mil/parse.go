@@ -152,6 +152,9 @@ func (p *parser) program() (*Program, error) {
 	if (v.kind != tInt && v.kind != tFloat) || !isVersion(v.text) {
 		return nil, p.unexpected("program version such as 1.3")
 	}
+	if !knownProgramVersion(v.text) {
+		return nil, p.errAt(v.pos, "unsupported program version %s: %s", v.text, programVersionsHint)
+	}
 	if err := p.advance(); err != nil {
 		return nil, err
 	}

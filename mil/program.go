@@ -2,6 +2,8 @@ package mil
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -122,6 +124,19 @@ func (p *Program) Legacy() bool {
 	return ok && (major < 1 || (major == 1 && minor < 3))
 }
 
+// programVersions are the program versions the Neural Engine's compiler
+// takes, exactly as written in the header: "1.0", the dialect of opsets ios15
+// to ios17 (what Core ML writes for ios16), and "1.3", the ios18 dialect
+// (mil-spec §2.1). The parser and Check refuse any other.
+var programVersions = []string{"1.0", "1.3"}
+
+// programVersionsHint ends the error for any other version.
+const programVersionsHint = "the Neural Engine takes program(1.0) (opsets ios15 to ios17) or program(1.3) (ios18)"
+
+// knownProgramVersion reports whether v, as written in a program(v) header,
+// is one of programVersions.
+func knownProgramVersion(v string) bool { return slices.Contains(programVersions, v) }
+
 func parseVersion(v string) (major, minor int, ok bool) {
 	a, b, found := strings.Cut(v, ".")
 	major, err := strconv.Atoi(a)
@@ -231,13 +246,26 @@ func ValidName(s string) bool {
 func (f *Function) BlobPaths() []string {
 	seen := map[string]bool{}
 	var out []string
-	add := func(v *Value) {
-		if v != nil && v.Blob != nil && !seen[v.Blob.Path] {
+	f.blobValues(func(v *Value) {
+		if !seen[v.Blob.Path] {
 			seen[v.Blob.Path] = true
 			out = append(out, v.Blob.Path)
 		}
+	})
+	return out
+}
+
+// blobValues calls fn for each BLOBFILE literal of the function's ops.
+func (f *Function) blobValues(fn func(v *Value)) {
+	add := func(v *Value) {
+		if v != nil && v.Blob != nil {
+			fn(v)
+		}
 	}
 	for _, op := range f.Ops {
+		if op == nil {
+			continue
+		}
 		for _, a := range op.Args {
 			for _, b := range a.Bindings {
 				add(b.Value)
@@ -247,5 +275,39 @@ func (f *Function) BlobPaths() []string {
 			add(a.Value)
 		}
 	}
-	return out
+}
+
+// BlobFileSizes returns, for each BLOBFILE path the program's literals read,
+// the least size in bytes of that weight file: the end of the furthest blob
+// read, its offset plus the 64-byte metadata plus the data its type needs.
+// Sizes that do not fit a uint64 saturate at math.MaxUint64; a literal with no
+// static element count counts its metadata only.
+func (p *Program) BlobFileSizes() map[string]uint64 {
+	need := map[string]uint64{}
+	for _, f := range p.Functions {
+		if f == nil {
+			continue
+		}
+		f.blobValues(func(v *Value) {
+			end := satAdd(v.Blob.Offset, blobMetaSize)
+			if ne := v.Type.Shape.NumElements(); ne > 0 && v.Type.DType.Size() > 0 {
+				n, es := uint64(ne), uint64(v.Type.DType.Size())
+				size := uint64(math.MaxUint64)
+				if n <= math.MaxUint64/es {
+					size = n * es
+				}
+				end = satAdd(end, size)
+			}
+			need[v.Blob.Path] = max(need[v.Blob.Path], end)
+		})
+	}
+	return need
+}
+
+// satAdd is a+b, or math.MaxUint64 if that overflows.
+func satAdd(a, b uint64) uint64 {
+	if a > math.MaxUint64-b {
+		return math.MaxUint64
+	}
+	return a + b
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/anetop/anetop/data"
@@ -18,32 +19,57 @@ Downloads the TinyStories text and llama2.c's tokenizer.bin into DIR (default:
 the user cache directory, anetop/tinystories). Partial downloads resume; each
 file keeps a temporary name until it is complete and checked.`
 
+// dataHint points at data's usage.
+const dataHint = "run 'anetop data --help' for usage"
+
 func dataCmd(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "get" {
+	dir, err := parseDataArgs(args, stderr)
+	if err != nil || dir == "" {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	return download(ctx, http.DefaultClient, dir, data.TinyStories, stdout, stderr)
+}
+
+// parseDataArgs parses 'data get tinystories [--dir DIR]' (flags may come
+// before or after the data set) and returns the destination directory: --dir,
+// or the user cache's. It returns "" and no error after printing the help.
+func parseDataArgs(args []string, stderr io.Writer) (string, error) {
+	switch {
+	case len(args) == 0:
+		return "", usageError{msg: "data needs a subcommand: anetop data get tinystories [--dir DIR]", hint: dataHint}
+	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help":
 		fmt.Fprintln(stderr, dataUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return nil
-		}
-		return usageError{msg: "data needs a subcommand: get", reported: true}
+		return "", nil
+	case strings.HasPrefix(args[0], "-"):
+		return "", usageError{msg: fmt.Sprintf("data: %s before the subcommand; flags go after it: anetop data get tinystories [--dir DIR]", args[0]), hint: dataHint}
+	case args[0] != "get":
+		return "", usageError{msg: fmt.Sprintf("data: unknown subcommand %q; data has one: get (anetop data get tinystories [--dir DIR])", args[0]), hint: dataHint}
 	}
 	fs := newFlagSet("data get", "anetop data get tinystories [--dir DIR]", stderr)
 	dir := fs.String("dir", "", "destination directory (default: <user cache>/anetop/tinystories)")
-	if err := parseFlags(fs, args[1:]); err != nil {
-		return err
+	// Flags may follow the data set: data get tinystories --dir X.
+	sets, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return "", err
 	}
-	if fs.NArg() != 1 || fs.Arg(0) != "tinystories" {
-		return usageError{msg: "data get knows one data set: tinystories"}
+	switch {
+	case len(sets) == 0:
+		return "", usageError{msg: "data get needs a data set: anetop data get tinystories [--dir DIR]", hint: dataHint}
+	case len(sets) > 1:
+		return "", usageError{msg: fmt.Sprintf("data get takes one data set, got %q", sets), hint: dataHint}
+	case sets[0] != "tinystories":
+		return "", usageError{msg: fmt.Sprintf("data get: unknown data set %q; the one it knows is tinystories", sets[0]), hint: dataHint}
 	}
 	if *dir == "" {
 		d, err := data.TinyStoriesDir()
 		if err != nil {
-			return fmt.Errorf("no cache directory to download into (%v); pass --dir", err)
+			return "", fmt.Errorf("no cache directory to download into (%v); pass --dir", err)
 		}
 		*dir = d
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	return download(ctx, http.DefaultClient, *dir, data.TinyStories, stdout, stderr)
+	return *dir, nil
 }
 
 // download fetches files into dir, reporting progress on stderr: a line

@@ -36,9 +36,36 @@ func TestDataGetDownloads(t *testing.T) {
 }
 
 func TestDataUsage(t *testing.T) {
-	for _, args := range [][]string{{"data"}, {"data", "fetch"}, {"data", "get"}, {"data", "get", "wikipedia"}} {
-		if code, _, _ := runCLI(args...); code != exitUsage {
-			t.Errorf("anetop %q: exit %d, want %d", args, code, exitUsage)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"data"}, "data needs a subcommand"},
+		{[]string{"data", "fetch"}, `unknown subcommand "fetch"`},
+		{[]string{"data", "--dir", "x"}, "flags go after it"},
+		{[]string{"data", "get"}, "data get needs a data set"},
+		{[]string{"data", "get", "wikipedia"}, `unknown data set "wikipedia"`},
+		{[]string{"data", "get", "tinystories", "wikipedia"}, "takes one data set"},
+		{[]string{"data", "get", "tinystories", "--bogus"}, "flag provided but not defined: -bogus"},
+	}
+	for _, c := range cases {
+		code, _, errs := runCLI(c.args...)
+		if code != exitUsage || !strings.Contains(errs, c.want) || strings.Contains(errs, "Downloads the TinyStories") {
+			t.Errorf("anetop %q: exit %d, stderr %q; want %d, %q and no whole usage", c.args, code, errs, exitUsage, c.want)
+		}
+	}
+	if code, _, errs := runCLI("data", "--help"); code != exitOK || !strings.Contains(errs, "Usage: anetop data get") {
+		t.Errorf("data --help: exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestDataGetFlagsAfterDataSet: --dir works before and after the data set.
+func TestDataGetFlagsAfterDataSet(t *testing.T) {
+	for _, args := range [][]string{{"get", "tinystories", "--dir", "X"}, {"get", "--dir", "X", "tinystories"}, {"get", "--dir=X", "tinystories"}} {
+		var errb bytes.Buffer
+		dir, err := parseDataArgs(args, &errb)
+		if err != nil || dir != "X" {
+			t.Errorf("data %q: dir %q, err %v; want X", args, dir, err)
 		}
 	}
 }

@@ -40,6 +40,7 @@ CPU emulator) and shows the run live in a terminal.
 Usage:
   anetop [flags]             train (anetop --help lists the training flags)
   anetop <command> [flags]
+  anetop help <command>      a command's own help (as 'anetop <command> --help')
 
 Commands available in this build:
   bench           measure sgemm and fp16 conversion; --model PRESET: training steps
@@ -58,10 +59,12 @@ Examples:
   anetop mil check kernel.mil
 `
 
-// usageError marks errors in how anetop was invoked (exit code 2). The flag
-// package prints its own errors with the usage; those are marked reported.
+// usageError marks errors in how anetop was invoked (exit code 2). run
+// prints the message and a one-line hint (hint, or a pointer to 'anetop
+// help'); reported marks errors whose message was already printed.
 type usageError struct {
 	msg      string
+	hint     string
 	reported bool
 }
 
@@ -83,7 +86,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return es.code
 	case errors.As(err, &ue):
 		if !ue.reported {
-			fmt.Fprintf(stderr, "anetop: %v\nRun 'anetop help' for usage.\n", err)
+			hint := ue.hint
+			if hint == "" {
+				hint = "run 'anetop help' for usage"
+			}
+			fmt.Fprintf(stderr, "anetop: %v\n%s\n", err, hint)
 		}
 		return exitUsage
 	default:
@@ -99,16 +106,14 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "help":
-		fmt.Fprint(stdout, usage)
-		return nil
+		return helpCmd(rest, stdout)
 	case "-h", "-help", "--help":
 		// Plain anetop is training, so --help is the training flags (with a
 		// pointer to the commands).
 		_, err := parseTrainFlags([]string{"-h"}, stdout)
 		return err
 	case "version", "--version":
-		fmt.Fprintln(stdout, versionString())
-		return nil
+		return versionCmd(cmd, rest, stdout, stderr)
 	case "bench":
 		return benchCmd(rest, stdout, stderr)
 	case "mil":
@@ -126,6 +131,37 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 	}
 }
 
+// commands are the commands dispatch knows, for 'anetop help CMD'.
+var commands = []string{"bench", "data", "doctor", "export", "help", "mil", "sample", "version"}
+
+// helpCmd is 'anetop help [CMD]': the general usage, or CMD's own help (what
+// 'anetop CMD --help' prints), on stdout.
+func helpCmd(args []string, stdout io.Writer) error {
+	switch {
+	case len(args) == 0 || len(args) == 1 && args[0] == "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case len(args) > 1:
+		return usageError{msg: fmt.Sprintf("help takes one command, got %q", args)}
+	case !slices.Contains(commands, args[0]):
+		return usageError{msg: fmt.Sprintf("unknown command %q; the commands are %s", args[0], strings.Join(commands, ", "))}
+	}
+	return dispatch([]string{args[0], "--help"}, stdout, stdout)
+}
+
+// versionCmd is 'anetop version' (or --version), which takes no arguments.
+func versionCmd(name string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version", "anetop version\n\nPrints anetop's version, the Go version and the platform.", stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{msg: fmt.Sprintf("%s takes no arguments, got %q", name, fs.Args())}
+	}
+	fmt.Fprintln(stdout, versionString())
+	return nil
+}
+
 var helpWords = []string{"-h", "-help", "--help"}
 
 func versionString() string {
@@ -137,7 +173,7 @@ func versionString() string {
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting and
-// prints its usage to stderr.
+// prints its usage to stderr on --help.
 func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -148,13 +184,37 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args, turning flag errors into usage errors.
+// parseFlags parses args, turning flag errors into usage errors. Only -h
+// and --help print fs's usage (and return flag.ErrHelp); a bad flag is the
+// flag package's one-line error and a hint to the command's --help, so the
+// error does not scroll away above the whole usage.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	usage, out := fs.Usage, fs.Output()
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	fs.SetOutput(out)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		if usage != nil {
+			usage()
+		} else {
+			fmt.Fprintf(out, "Usage of %s:\n", fs.Name())
+			fs.PrintDefaults()
 		}
-		return usageError{msg: err.Error(), reported: true}
+		return err
 	}
-	return nil
+	return usageError{msg: err.Error(), hint: flagsHint(fs.Name())}
+}
+
+// flagsHint points at the --help of the command whose flag set is named
+// name ("anetop" is training's, the others are subcommands').
+func flagsHint(name string) string {
+	if name == "anetop" || name == "" {
+		return "run 'anetop --help' for the flags"
+	}
+	return fmt.Sprintf("run 'anetop %s --help' for the flags", name)
 }

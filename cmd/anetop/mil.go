@@ -21,27 +21,33 @@ applies the Neural Engine's rules too. Weight files named by BLOBFILE paths
 (weights/weight.bin in the file's directory). Prints file:line:col errors, or
 one summary line per good file. Exits 1 if any file has an error.`
 
+// milHint points at mil's usage.
+const milHint = "run 'anetop mil --help' for usage"
+
 func milCmd(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "check" {
+	switch {
+	case len(args) == 0:
+		return usageError{msg: "mil needs a subcommand: anetop mil check [--multi-io] FILE...", hint: milHint}
+	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help":
 		fmt.Fprintln(stderr, milUsage)
-		if len(args) == 0 {
-			return usageError{msg: "mil needs a subcommand: check", reported: true}
-		}
-		if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			return nil
-		}
-		return usageError{msg: fmt.Sprintf("unknown mil subcommand %q", args[0]), reported: true}
+		return nil
+	case strings.HasPrefix(args[0], "-"):
+		return usageError{msg: fmt.Sprintf("mil: %s before the subcommand; flags go after it: anetop mil check [--multi-io] FILE...", args[0]), hint: milHint}
+	case args[0] != "check":
+		return usageError{msg: fmt.Sprintf("mil: unknown subcommand %q; mil has one: check (anetop mil check [--multi-io] FILE...)", args[0]), hint: milHint}
 	}
 	fs := newFlagSet("mil check", "anetop mil check [--multi-io] FILE...", stderr)
 	multi := fs.Bool("multi-io", false, "allow kernels with several inputs or outputs (the hardware's support is disputed)")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	// Flags may follow the files: mil check k.mil --multi-io.
+	files, err := parseInterspersed(fs, args[1:])
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
-		return usageError{msg: "mil check needs at least one MIL file"}
+	if len(files) == 0 {
+		return usageError{msg: "mil check needs at least one MIL file", hint: "run 'anetop mil check --help' for usage"}
 	}
 	failed := 0
-	for _, path := range fs.Args() {
+	for _, path := range files {
 		summary, err := checkMILFile(path, ane.Options{MultiIO: *multi})
 		if err != nil {
 			failed++
@@ -51,7 +57,7 @@ func milCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, summary)
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d MIL files have errors", failed, fs.NArg())
+		return fmt.Errorf("%d of %d MIL files have errors", failed, len(files))
 	}
 	return nil
 }
@@ -80,8 +86,10 @@ func checkMILFile(path string, opts ane.Options) (string, error) {
 
 // weightsBeside loads the weight files a program's BLOBFILE values name.
 // "@model_path/" is the compiled model's directory, which for a loose file is
-// the directory the file is in. A text that does not parse gets no weights:
-// the compiler then reports the syntax error itself.
+// the directory the file is in. A file that is not a regular file, or is far
+// larger than the blobs the program reads, is refused (mil.ReadWeightFile).
+// A text that does not parse gets no weights: the compiler then reports the
+// syntax error itself.
 func weightsBeside(path string, text []byte) (mil.Weights, error) {
 	prog, err := mil.Parse(path, text)
 	if err != nil {
@@ -93,13 +101,17 @@ func weightsBeside(path string, text []byte) (mil.Weights, error) {
 	for _, f := range prog.Functions {
 		refs = append(refs, f.BlobPaths()...)
 	}
+	// Each file is read only as far as the program's blobs reach (plus
+	// mil.WeightFileSlack), and only if it is a regular file: a weights
+	// path linked to /dev/zero must not be read without end.
+	need := prog.BlobFileSizes()
 	for _, ref := range refs {
 		if _, done := w[ref]; done {
 			continue
 		}
 		rel := filepath.FromSlash(strings.TrimPrefix(ref, "@model_path/"))
 		file := filepath.Join(dir, rel)
-		data, err := os.ReadFile(file)
+		data, err := mil.ReadWeightFile(file, need[ref])
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return nil, fmt.Errorf("%s: weight file %s (BLOBFILE path %q) is missing; put it beside the kernel", path, file, ref)

@@ -142,7 +142,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainOpts, error) {
 	fs.StringVar(&o.device, "device", "auto", "device: auto, ane or sim (the CPU emulator)")
 	fs.IntVar(&o.steps, "steps", 1000, "optimizer steps in the run (the LR schedule's length)")
 	fs.Float64Var(&o.lr, "lr", 5e-4, "peak learning rate")
-	fs.IntVar(&o.warmup, "warmup", defaultWarmup, "linear warm-up steps (default: 100, or a tenth of --steps if that is fewer)")
+	fs.IntVar(&o.warmup, "warmup", defaultWarmup, "linear warm-up steps, or a tenth of --steps if that is fewer")
 	fs.IntVar(&o.accum, "accum", 1, "windows of --seq tokens per step")
 	fs.Float64Var(&o.clip, "clip", 1, "gradient-norm clip (0 disables)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initial weights and the data order")
