@@ -85,9 +85,12 @@ func (io IO) String() string {
 
 // DefaultBudget is the number of compiles a process may make. The ANE
 // compiler leaks resources and starts failing silently after about 119
-// compiles per process (research §1.7); anetop stops at the limit with a clear
-// error instead, and the engine restarts itself before reaching it.
-const DefaultBudget = 119
+// compiles per process (research ane-anchor §1.7, §8.2). That figure is an
+// observed failure point, not a guaranteed limit, so the default keeps a
+// margin below it: 100, the reference project's own MAX_COMPILES. anetop
+// stops at the limit with a clear error instead of failing silently, and the
+// engine restarts itself before reaching it.
+const DefaultBudget = 100
 
 // Options configure a device.
 type Options struct {

@@ -45,10 +45,10 @@ type weightFile struct {
 
 // engineRuntime is the seam between the device logic and the framework.
 //
-// Every method except lockSurface, unlockSurface and foreignCalls is called on
-// the device's worker goroutine only — one goroutine locked to its OS thread
-// for its whole life — and inside an autorelease pool opened by poolPush and
-// closed by poolPop around each job (go-ecosystem §1.5: pools are per thread,
+// Every method except lockSurface, unlockSurface, baseAddress and
+// foreignCalls is called on the device's worker goroutine only — one
+// goroutine locked to its OS thread for its whole life — and inside an
+// autorelease pool opened by poolPush and closed by poolPop around each job (go-ecosystem §1.5: pools are per thread,
 // and objects the framework autoreleases must be drained on the thread that
 // made them). lockSurface and unlockSurface are plain C calls on IOSurfaces
 // and may be called from any goroutine (go-ecosystem §1.9), so staging data
@@ -88,6 +88,11 @@ type engineRuntime interface {
 	// reading outputs, plain locks for writing inputs (ane-anchor §1.5).
 	lockSurface(s surfaceRef, readOnly bool) error
 	unlockSurface(s surfaceRef, readOnly bool) error
+	// baseAddress is IOSurfaceGetBaseAddress, a plain C call safe on any
+	// goroutine. Only anetop doctor calls it (CheckSurfaceAddress), under a
+	// lock, to confirm the address newSurface returned is still the one
+	// the surface's memory is at.
+	baseAddress(s surfaceRef) uintptr
 
 	// newRequest wraps the surfaces and builds an _ANERequest binding them,
 	// inputs and outputs in order (ane-anchor §1.4 step 12).
@@ -739,6 +744,9 @@ func (k *neKernel) NewSurface(which IO, i int) (*Surface, error) {
 			return err
 		}
 		hs := &hwSurface{dev: d, ref: ref, id: d.surfaceSeq.Add(1), kernel: k}
+		if len(mem) > 0 {
+			hs.base = uintptr(unsafe.Pointer(&mem[0]))
+		}
 		s, err = newSurfaceOver(ts[i].Shape, ls[i].stride, mem, hs, d)
 		if err != nil {
 			d.rt.freeSurface(ref)
@@ -1013,6 +1021,7 @@ type hwSurface struct {
 	ref    surfaceRef
 	id     uint64
 	kernel *neKernel // the kernel whose NewSurface made it
+	base   uintptr   // the address of its memory at creation, which the Surface uses
 	freed  atomic.Bool
 
 	mu     sync.Mutex
@@ -1073,6 +1082,39 @@ func (s *hwSurface) Unlock(readOnly bool) error {
 		return err
 	}
 	s.cpu--
+	return nil
+}
+
+// CheckSurfaceAddress checks, for a surface of the Neural Engine device, that
+// the IOSurface's base address read under a lock (IOSurfaceGetBaseAddress)
+// is the address taken when it was created. anetop reads that address once
+// and reads and writes the surface through it for the surface's whole life,
+// on the assumption that an IOSurface stays mapped where it was created; if
+// the address moved, every read and write would go to the wrong memory.
+// anetop doctor runs this check on its test kernel's surfaces. It takes one
+// lock pair and one more foreign call; checked is false, with no call, for
+// another device's surface.
+func CheckSurfaceAddress(s *Surface) (checked bool, err error) {
+	h, ok := s.mem.(*hwSurface)
+	if !ok {
+		return false, nil
+	}
+	return true, h.checkAddress()
+}
+
+func (s *hwSurface) checkAddress() error {
+	if err := s.Lock(true); err != nil {
+		return fmt.Errorf("check the surface address: %w", err)
+	}
+	got := s.dev.rt.baseAddress(s.ref)
+	uerr := s.Unlock(true)
+	if got != s.base {
+		return fmt.Errorf("IOSurfaceGetBaseAddress under a lock is %#x, but the surface was created at %#x: "+
+			"the surface's memory moved, and anetop would read and write the old address", got, s.base)
+	}
+	if uerr != nil {
+		return fmt.Errorf("check the surface address: %w", uerr)
+	}
 	return nil
 }
 

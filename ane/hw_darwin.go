@@ -92,15 +92,18 @@ func probeDarwin() Probe {
 		p.Symbols, p.Reason = l.symbols, err.Error()
 		return p
 	}
-	l.fn(libobjc, "objc_autoreleasePoolPush", &cfn.poolPush)
-	l.fn(libobjc, "objc_autoreleasePoolPop", &cfn.poolPop)
-	l.fn(foundation, "NSTemporaryDirectory", &cfn.tempDir)
-	l.fn(corefoundation, "CFRelease", &cfn.cfRelease)
-	l.fn(iosurface, "IOSurfaceCreate", &cfn.surfaceCreate)
-	l.fn(iosurface, "IOSurfaceLock", &cfn.surfaceLock)
-	l.fn(iosurface, "IOSurfaceUnlock", &cfn.surfaceUnlock)
-	l.fn(iosurface, "IOSurfaceGetBaseAddress", &cfn.surfaceBaseAddress)
-	l.fn(iosurface, "IOSurfaceGetAllocSize", &cfn.surfaceGetAllocSize)
+	l.fn(libobjc, "objc_autoreleasePoolPush", &cfn.poolPush, false)
+	l.fn(libobjc, "objc_autoreleasePoolPop", &cfn.poolPop, false)
+	l.fn(foundation, "NSTemporaryDirectory", &cfn.tempDir, false)
+	l.fn(corefoundation, "CFRelease", &cfn.cfRelease, false)
+	l.fn(iosurface, "IOSurfaceCreate", &cfn.surfaceCreate, false)
+	l.fn(iosurface, "IOSurfaceLock", &cfn.surfaceLock, false)
+	l.fn(iosurface, "IOSurfaceUnlock", &cfn.surfaceUnlock, false)
+	l.fn(iosurface, "IOSurfaceGetBaseAddress", &cfn.surfaceBaseAddress, false)
+	l.fn(iosurface, "IOSurfaceGetAllocSize", &cfn.surfaceGetAllocSize, false)
+	// Optional: the probe skips the calls they guard when they are missing.
+	l.fn(libobjc, "class_getClassMethod", &cfn.getClassMethod, true)
+	l.fn(libobjc, "method_getTypeEncoding", &cfn.methodTypeEncoding, true)
 	for i, name := range surfaceProps {
 		cfn.surfacePropertyNames[i] = l.constant(iosurface, name)
 	}
@@ -167,17 +170,28 @@ func probeDarwin() Probe {
 		return p
 	}
 
+	// The return types of these two are not documented, and a message
+	// read under the wrong prototype can crash the process (this probe runs
+	// for every --device auto), so each is sent only when the runtime's type
+	// encoding of the method says what it returns (objc_types.go).
 	subType, cores := "", 0
 	if found(l.symbols, "+[_ANEDeviceInfo aneSubType]") {
-		if o := send(objc.ID(cls.deviceInfo), sel.aneSubType); o != 0 {
-			subType = describe(o)
+		switch kind, _ := classMethodReturn(cls.deviceInfo, sel.aneSubType); kind {
+		case retObject:
+			if o := send(objc.ID(cls.deviceInfo), sel.aneSubType); o != 0 {
+				subType = describe(o)
+			}
+		case retCString:
+			subType = classCString(cls.deviceInfo, sel.aneSubType)
 		}
 	}
 	if found(l.symbols, "+[_ANEDeviceInfo numANECores]") {
-		// The return type is not documented; an integer read as 64 bits
-		// is accepted only when it is a plausible core count.
-		if n := sendU64(objc.ID(cls.deviceInfo), sel.numANECores); n > 0 && n <= 256 {
-			cores = int(n)
+		// Only the integer's own width of the return register is read, and
+		// the value is accepted only when it is a plausible core count.
+		if kind, size := classMethodReturn(cls.deviceInfo, sel.numANECores); kind == retInteger {
+			if n := intResult(sendU64(objc.ID(cls.deviceInfo), sel.numANECores), size); n > 0 && n <= 256 {
+				cores = int(n)
+			}
 		}
 	}
 	p.Chip = identifyChip(sysinfo.CPUModel(), subType, cores)
@@ -219,17 +233,43 @@ func (r *darwinRT) freeRequest(q requestRef) { release(objc.ID(q)) }
 // dictionary, never nil: §8.11), the descriptor from the MIL text as NSData
 // with optionsPlist nil, the in-memory model (retained: factories return
 // autoreleased objects, §1.10), and its hexStringIdentifier.
+//
+// Every object that goes into a dictionary is checked for nil first:
+// +[NSDictionary dictionaryWithObjects:forKeys:count:] raises on a nil key
+// or value, and an Objective-C exception aborts a Go process. A weight path
+// that is not valid UTF-8 is the known way to get one (stringWithUTF8String:
+// returns nil); Compile refuses those before this call (weightRel), so a nil
+// here is reported, not expected.
 func (r *darwinRT) newModel(text []byte, weights []weightFile) (modelRef, string, string, error) {
 	keys := make([]objc.ID, len(weights))
 	vals := make([]objc.ID, len(weights))
 	offset, data := nsString("offset"), nsString("data")
+	if offset == 0 || data == 0 {
+		return 0, "", "", fmt.Errorf("+[NSString stringWithUTF8String:] returned nil for a constant key")
+	}
 	for i, w := range weights {
-		keys[i] = nsString(w.path)
-		vals[i] = nsDict([]objc.ID{offset, data}, []objc.ID{nsNumber(0), nsData(w.data)})
+		if keys[i] = nsString(w.path); keys[i] == 0 {
+			return 0, "", "", fmt.Errorf("+[NSString stringWithUTF8String:] returned nil for the weight path %q "+
+				"(it must be valid UTF-8 without NUL bytes)", w.path)
+		}
+		zero, blob := nsNumber(0), nsData(w.data)
+		if zero == 0 || blob == 0 {
+			return 0, "", "", fmt.Errorf("cannot create the NSNumber or NSData of weight %q", w.path)
+		}
+		if vals[i] = nsDict([]objc.ID{offset, data}, []objc.ID{zero, blob}); vals[i] == 0 {
+			return 0, "", "", fmt.Errorf("cannot create the weight dictionary of %q", w.path)
+		}
 	}
 	wdict := nsDict(keys, vals)
+	if wdict == 0 {
+		return 0, "", "", fmt.Errorf("cannot create the weights dictionary")
+	}
+	milData := nsData(text)
+	if milData == 0 {
+		return 0, "", "", fmt.Errorf("cannot create the NSData of the MIL text (%d bytes)", len(text))
+	}
 	fcalls.Add(1)
-	desc := msg.id3(objc.ID(cls.descriptor), sel.modelWithMILText, nsData(text), wdict, 0)
+	desc := msg.id3(objc.ID(cls.descriptor), sel.modelWithMILText, milData, wdict, 0)
 	if desc == 0 {
 		return 0, "", "", fmt.Errorf("+[_ANEInMemoryModelDescriptor modelWithMILText:weights:optionsPlist:] returned nil")
 	}

@@ -56,6 +56,7 @@ type fakeRT struct {
 	emulate      func(name string, text []byte, w mil.Weights, o Options) (Kernel, error)
 	emuOpts      Options
 	padBytes     int    // extra bytes per row in the layout the emulating fake reports
+	moveSurfaces bool   // baseAddress reports an address other than the memory's
 	newModelHook func() // called on the worker inside newModel, with f.mu held
 
 	busy  atomic.Bool
@@ -329,6 +330,27 @@ func (f *fakeRT) unlockSurface(s surfaceRef, readOnly bool) error {
 	}
 	fs.locks--
 	return nil
+}
+
+// baseAddress reports where the surface's memory is, or, with moveSurfaces
+// set, an address beside it, as a framework that moved the memory would.
+func (f *fakeRT) baseAddress(s surfaceRef) uintptr {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tally("baseAddress")
+	fs := f.surfaces[s]
+	if fs == nil {
+		f.t.Errorf("base address of an unknown or released surface %d", s)
+		return 0
+	}
+	if fs.locks == 0 {
+		f.t.Errorf("base address of surface %d read without a lock", s)
+	}
+	addr := uintptr(unsafe.Pointer(&fs.bytes[0]))
+	if f.moveSurfaces {
+		addr += 4096
+	}
+	return addr
 }
 
 func (f *fakeRT) newRequest(in, out []surfaceRef) (requestRef, error) {

@@ -9,6 +9,15 @@ import (
 	"github.com/anetop/anetop/mil"
 )
 
+// layoutKeys are the dictionary keys layoutFromAttributes reads. The darwin
+// runtime fetches them from every dictionary by name before anything else
+// (toGo in objc_darwin.go), so no bound on the entries it copies can drop
+// them.
+var layoutKeys = []string{
+	"NetworkStatusList", "LiveInputList", "LiveOutputList",
+	"RowStride", "PlaneStride", "Width", "Height", "Channels",
+}
+
 // layoutFromAttributes reads each input's and output's row stride from the
 // compiled model's attributes: NetworkStatusList[0].LiveInputList and
 // LiveOutputList, one dictionary per tensor with Channels, Width, Height,

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // contentKey hashes what the compiler sees, so that identical programs share
@@ -43,7 +44,21 @@ const modelPathPrefix = "@model_path/"
 
 // weightRel returns the file a BLOBFILE path names inside the model's
 // directory: "@model_path/weights/wq.bin" → "weights/wq.bin".
+//
+// The path must be valid UTF-8 without NUL bytes: on macOS it becomes a key
+// of the weights dictionary through +[NSString stringWithUTF8String:], which
+// returns nil for invalid UTF-8 (and a NUL would silently cut the key short
+// of the BLOBFILE path the program names), and a nil key makes
+// +[NSDictionary dictionaryWithObjects:forKeys:count:] raise, which aborts a
+// Go process. Compile checks every path with this function before any
+// framework call.
 func weightRel(path string) (string, error) {
+	if !utf8.ValidString(path) {
+		return "", fmt.Errorf("weight path %q is not valid UTF-8", path)
+	}
+	if strings.IndexByte(path, 0) >= 0 {
+		return "", fmt.Errorf("weight path %q contains a NUL byte", path)
+	}
 	rel, ok := strings.CutPrefix(path, modelPathPrefix)
 	if !ok || rel == "" || !filepath.IsLocal(filepath.FromSlash(rel)) {
 		return "", fmt.Errorf("weight path %q must be %s followed by a relative path inside the model directory", path, modelPathPrefix)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -628,6 +629,10 @@ func TestRefusedProgramsNeverReachTheFramework(t *testing.T) {
 		{"missing weights", wp, nil, ErrInvalidProgram, "BLOBFILE"},
 		{"weight path outside the model", wp, mil.Weights{mil.WeightPath: ww[mil.WeightPath], "@model_path/../x.bin": {1}},
 			ErrInvalidProgram, "inside the model directory"},
+		{"weight path not UTF-8", wp, mil.Weights{mil.WeightPath: ww[mil.WeightPath], "@model_path/weights/\xff.bin": {1}},
+			ErrInvalidProgram, "not valid UTF-8"},
+		{"weight path with NUL", wp, mil.Weights{mil.WeightPath: ww[mil.WeightPath], "@model_path/weights/w\x00.bin": {1}},
+			ErrInvalidProgram, "NUL"},
 	} {
 		_, err := d.Compile(c.what, c.p, c.w)
 		if !errors.Is(err, c.is) || !strings.Contains(err.Error(), c.msg) {
@@ -920,5 +925,70 @@ func TestProbeMissing(t *testing.T) {
 	}}
 	if got := p.Missing(); !slices.Equal(got, []string{"-[_ANEInMemoryModel loadWithQoS:options:error:]"}) {
 		t.Errorf("Missing = %v", got)
+	}
+}
+
+func TestCheckSurfaceAddress(t *testing.T) {
+	f := newFakeRT(t)
+	d := newTestEngine(t, f, Options{})
+	p, w := reluProgram(t, 2, 32, "addr")
+	k := mustCompile(t, d, "addr", p, w)
+	in, out := surfaces(t, k)
+	for _, s := range []*Surface{in, out} {
+		if checked, err := CheckSurfaceAddress(s); !checked || err != nil {
+			t.Errorf("CheckSurfaceAddress = %v, %v; want checked, no error", checked, err)
+		}
+	}
+	if n := f.callKinds()["baseAddress"]; n != 2 {
+		t.Errorf("%d IOSurfaceGetBaseAddress calls for two checks, want 2", n)
+	}
+	// The check leaves the surfaces usable.
+	if err := k.Eval([]*Surface{in}, []*Surface{out}); err != nil {
+		t.Fatalf("eval after the check: %v", err)
+	}
+	f.mu.Lock()
+	f.moveSurfaces = true
+	f.mu.Unlock()
+	checked, err := CheckSurfaceAddress(in)
+	if !checked || err == nil || !strings.Contains(err.Error(), "moved") {
+		t.Errorf("a moved surface: CheckSurfaceAddress = %v, %v; want checked and an error saying it moved", checked, err)
+	}
+	if in.mem.(*hwSurface).cpuLocked() {
+		t.Errorf("a failed check left the surface locked")
+	}
+	// A surface in Go memory (another device's) is not checked.
+	g, err := NewSurface(mil.Shape{1, 2, 1, 32}, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked, err := CheckSurfaceAddress(g); checked || err != nil {
+		t.Errorf("a Go-memory surface: CheckSurfaceAddress = %v, %v; want not checked", checked, err)
+	}
+	k.Close()
+	if checked, err := CheckSurfaceAddress(in); !checked || err == nil {
+		t.Errorf("a freed surface: CheckSurfaceAddress = %v, %v; want an error", checked, err)
+	}
+}
+
+// TestLayoutKeysListWhatTheReaderReads: the darwin runtime fetches
+// layoutKeys by name from every attributes dictionary so that no bound drops
+// them; a key the layout reader reads but the list lacks could be dropped.
+func TestLayoutKeysListWhatTheReaderReads(t *testing.T) {
+	src, err := os.ReadFile("hw_layout.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?:\[|get\()"([A-Za-z]+)"`)
+	var read []string
+	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+		read = append(read, m[1])
+	}
+	if len(read) < 5 {
+		t.Fatalf("found only %v in hw_layout.go; the pattern is out of date", read)
+	}
+	for _, k := range read {
+		if !slices.Contains(layoutKeys, k) {
+			t.Errorf("hw_layout.go reads %q, which layoutKeys lacks", k)
+		}
 	}
 }

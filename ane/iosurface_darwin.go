@@ -67,6 +67,13 @@ func (r *darwinRT) lockSurface(s surfaceRef, readOnly bool) error {
 	return nil
 }
 
+// baseAddress is IOSurfaceGetBaseAddress, a plain C call safe on any thread;
+// the address is only compared, never used to reach memory.
+func (r *darwinRT) baseAddress(s surfaceRef) uintptr {
+	fcalls.Add(1)
+	return uintptr(cfn.surfaceBaseAddress(uintptr(s)))
+}
+
 // unlockSurface is IOSurfaceUnlock with the lock's own options.
 func (r *darwinRT) unlockSurface(s surfaceRef, readOnly bool) error {
 	fcalls.Add(1)

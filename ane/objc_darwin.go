@@ -84,6 +84,12 @@ var cfn struct {
 	surfaceBaseAddress   func(s uintptr) unsafe.Pointer
 	surfaceGetAllocSize  func(s uintptr) uint64
 	surfacePropertyNames [6]objc.ID // kIOSurfaceWidth … kIOSurfacePixelFormat, in surfaceProps order
+
+	// Optional (nil when libobjc lacks them): the runtime's own record of
+	// a method's types, read before sending a message whose return type is
+	// undocumented (+[_ANEDeviceInfo aneSubType], numANECores).
+	getClassMethod     func(c objc.Class, s objc.SEL) uintptr // class_getClassMethod
+	methodTypeEncoding func(m uintptr) string                 // method_getTypeEncoding; NULL reads as ""
 }
 
 // surfaceProps are the IOSurface property keys the reference sets, in order
@@ -182,6 +188,33 @@ func goString(s objc.ID) string {
 	return msg.cstr(s, sel.utf8String)
 }
 
+// classMethodReturn classifies what the class method s of c returns, from
+// the runtime's type encoding of the method (class_getClassMethod,
+// method_getTypeEncoding). It is retUnknown when those functions are
+// missing, the method is not found or it has no encoding: the caller then
+// must not send the message, since objc_msgSend read under the wrong
+// prototype can crash the process (an object expected, a char * or an
+// integer returned).
+func classMethodReturn(c objc.Class, s objc.SEL) (retKind, int) {
+	if cfn.getClassMethod == nil || cfn.methodTypeEncoding == nil || c == 0 {
+		return retUnknown, 0
+	}
+	fcalls.Add(1)
+	m := cfn.getClassMethod(c, s)
+	if m == 0 {
+		return retUnknown, 0
+	}
+	fcalls.Add(1)
+	return returnKind(cfn.methodTypeEncoding(m))
+}
+
+// classCString sends a class message that returns a char * (its encoding
+// says so) and copies the string.
+func classCString(c objc.Class, s objc.SEL) string {
+	fcalls.Add(1)
+	return msg.cstr(objc.ID(c), s)
+}
+
 // describe is -[o description] as a Go string.
 func describe(o objc.ID) string {
 	if o == 0 {
@@ -249,21 +282,38 @@ func nsError(what string, e objc.ID) error {
 
 // toGo converts a property-list-like object tree to Go values:
 // NSDictionary → map[string]any, NSArray → []any, NSNumber → int64,
-// NSString → string, anything else → its description. Depth and width are
-// bounded, since it only needs the few layout keys.
+// NSString → string, anything else → its description.
+//
+// Every dictionary's layout keys (layoutKeys) are fetched by name first, so
+// they are never lost to the bound below whatever order allKeys returns.
+// The other entries are copied too, up to maxEntries per dictionary or
+// array and maxDepth levels: far above any attributes dictionary (tens of
+// keys, one entry per model input or output), so in practice nothing is
+// dropped, but a bound all the same, because each entry costs several
+// foreign calls on the worker and the object tree comes from a private
+// framework whose size nobody has documented.
 func toGo(o objc.ID, depth int) any {
-	const maxDepth, maxEntries = 6, 64
+	const maxDepth, maxEntries = 6, 4096
 	switch {
 	case o == 0 || depth > maxDepth:
 		return nil
 	case isKind(o, cls.nsDictionary):
+		m := map[string]any{}
+		for _, k := range layoutKeys {
+			if v := sendID(o, sel.objectForKey, nsString(k)); v != 0 {
+				m[k] = toGo(v, depth+1)
+			}
+		}
 		keys := send(o, sel.allKeys)
 		n := min(sendU64(keys, sel.count), maxEntries)
-		m := make(map[string]any, n)
 		for i := range n {
 			fcalls.Add(1)
 			k := msg.idU64(keys, sel.objectAtIndex, i)
-			m[describe(k)] = toGo(sendID(o, sel.objectForKey, k), depth+1)
+			name := describe(k)
+			if _, done := m[name]; done {
+				continue
+			}
+			m[name] = toGo(sendID(o, sel.objectForKey, k), depth+1)
 		}
 		return m
 	case isKind(o, cls.nsArray):
@@ -310,14 +360,15 @@ func (l *loader) lib(path, name string) uintptr {
 }
 
 // fn resolves a C function into fptr; a missing symbol is recorded, never a
-// panic (purego.RegisterLibFunc would panic).
-func (l *loader) fn(lib uintptr, name string, fptr any) bool {
+// panic (purego.RegisterLibFunc would panic). A missing optional function
+// leaves fptr nil, which its callers test before use.
+func (l *loader) fn(lib uintptr, name string, fptr any, optional bool) bool {
 	var addr uintptr
 	if lib != 0 {
 		fcalls.Add(1)
 		addr, _ = purego.Dlsym(lib, name)
 	}
-	if !l.note("function", name, addr != 0, false) {
+	if !l.note("function", name, addr != 0, optional) {
 		return false
 	}
 	purego.RegisterFunc(fptr, addr)

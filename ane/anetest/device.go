@@ -153,6 +153,24 @@ func tiny(t *testing.T, name string) (*mil.Program, mil.Weights) {
 	return p, w
 }
 
+// budgetKernel builds a small valid kernel for the budget test:
+// y = x + x on [1, 64, 1, 64] fp16. add is an op the reference's kernels
+// use (ane-anchor §3.4; relu is not), and 64 channels of 64 elements
+// (128-byte rows) meet the reported 64-channel minimum (§8.6), so on the
+// hardware a compile fails only for the budget. tag names the output and
+// makes the programs distinct, so the content cache compiles each of them.
+func budgetKernel(t *testing.T, tag string) (*mil.Program, mil.Weights) {
+	t.Helper()
+	b := mil.NewBuilder(mil.IOS18)
+	x := b.Input("x", mil.TensorOf(mil.FP16, 1, 64, 1, 64))
+	b.Output(b.Add(tag, x, x))
+	p, w, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, w
+}
+
 // budget checks the compile budget on a fresh device with a small limit:
 // successful compiles count one each, failed ones none, and past the limit
 // Compile fails with ErrBudgetExhausted.
@@ -163,7 +181,9 @@ func (s *suite) budget(t *testing.T) {
 	if lim != limit {
 		t.Fatalf("Budget() limit is %d on a device opened with Options.Budget %d", lim, limit)
 	}
-	bad := invalidProgram(t)
+	// The failing compile is the same kernel with a wrong declared type.
+	bad, _ := budgetKernel(t, "bad")
+	breakDeclaredType(bad)
 	for used < limit {
 		// A failing compile must not use the budget.
 		if _, err := d.Compile("bad", bad, nil); err == nil {
@@ -172,7 +192,7 @@ func (s *suite) budget(t *testing.T) {
 		if u, _ := d.Budget(); u != used {
 			t.Fatalf("a failed compile moved the budget from %d to %d used", used, u)
 		}
-		p, w := tiny(t, fmt.Sprintf("k%d", used))
+		p, w := budgetKernel(t, fmt.Sprintf("k%d", used))
 		k, err := d.Compile(fmt.Sprintf("budget_%d", used), p, w)
 		if err != nil {
 			t.Fatalf("compile %d of %d: %v", used+1, limit, err)
@@ -184,7 +204,7 @@ func (s *suite) budget(t *testing.T) {
 		}
 		used = u
 	}
-	p, w := tiny(t, "past")
+	p, w := budgetKernel(t, "past")
 	var err error
 	for range 2 {
 		_, err = d.Compile("past_the_limit", p, w)
@@ -203,11 +223,19 @@ func (s *suite) budget(t *testing.T) {
 func invalidProgram(t *testing.T) *mil.Program {
 	t.Helper()
 	p, _ := tiny(t, "y")
+	breakDeclaredType(p)
+	return p
+}
+
+// breakDeclaredType declares the last op's result, and the program's
+// output, with twice the op's last dimension.
+func breakDeclaredType(p *mil.Program) {
 	f := p.Main()
 	op := f.Ops[len(f.Ops)-1]
-	op.Outputs[0].Type = mil.TensorOf(mil.FP16, 1, 1, 1, 2*align)
+	s := op.Outputs[0].Type.Shape.Clone()
+	s[len(s)-1] *= 2
+	op.Outputs[0].Type = mil.TensorOf(mil.FP16, s...)
 	f.Outputs[0].Type = op.Outputs[0].Type
-	return p
 }
 
 // errorCases checks what a device must refuse, and how.

@@ -62,7 +62,9 @@
 // documented hardware difference, and WithOpen lets the suite open fresh
 // devices of the same kind for the budget test (Options.Budget) and the
 // multi-I/O test (Options.MultiIO). The suite makes about 80 compiles on the
-// device it is given, inside the ANE's per-process budget of 119.
+// device it is given, inside the default per-process budget of 100
+// (ane.DefaultBudget), which keeps a margin below the ~119 compiles after
+// which the ANE compiler is observed to fail.
 //
 // The -device flag (default "sim") is registered by this package, so every
 // test binary that links it accepts -device; OpenDevice opens the device the

@@ -47,7 +47,7 @@
 //   - The function must be main and the only function (ane-anchor §3.1);
 //     control flow (cond, while_loop) is refused (mil-spec §4.15); ops the
 //     emulator does not implement are refused as unsupported.
-//   - The compile budget: ane.DefaultBudget (119) compiles per process unless
+//   - The compile budget: ane.DefaultBudget (100) compiles per process unless
 //     ane.Options.Budget says otherwise (ane-anchor §1.7, §8.2); a compile past
 //     it fails with ane.ErrBudgetExhausted. Failed compiles do not count.
 //   - scaled_dot_product_attention IGNORES attn_mask, as the ANE does

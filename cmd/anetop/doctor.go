@@ -30,6 +30,10 @@ type doctorEnv struct {
 	// a backend that cannot reach it is a failure, not a fact of the machine.
 	appleSilicon bool
 	evals        int // timed evaluations per device
+	// checkAddress checks that a surface's memory is still where it was
+	// created (ane.CheckSurfaceAddress when nil); checked is false for a
+	// surface that is not an IOSurface.
+	checkAddress func(*ane.Surface) (checked bool, err error)
 }
 
 func defaultDoctorEnv() doctorEnv {
@@ -38,6 +42,7 @@ func defaultDoctorEnv() doctorEnv {
 		open:         func() (ane.Device, error) { return ane.Open("ane", ane.Options{}) },
 		appleSilicon: runtime.GOOS == "darwin" && runtime.GOARCH == "arm64",
 		evals:        20,
+		checkAddress: ane.CheckSurfaceAddress,
 	}
 }
 
@@ -47,7 +52,9 @@ Checks that anetop can use this machine's Neural Engine: prints the system,
 the chip, the ANE sub-type and which private classes and selectors were
 found, then compiles a small kernel (the dynamic-weight matmul of the
 training kernels) and runs it on the Neural Engine and on the emulator, and
-compares them. Ends in PASS or FAIL with a hint. On a machine without a
+compares them; on the Neural Engine it also checks that the kernel's
+IOSurfaces are still at the address they had when created. Ends in PASS or
+FAIL with a hint. On a machine without a
 Neural Engine it says so and checks the emulator against a float64 reference
 instead (exit 0 when that passes).`
 
@@ -65,9 +72,14 @@ func doctorCmd(args []string, stdout, stderr io.Writer) error {
 
 // Test kernel: y = Wᵀ·x with x [IC, S] and W [IC, OC] packed side by side in
 // one [1, IC, 1, S+OC] input, the training kernels' linear layer
-// (ane-anchor §1.8, §3.5). Rows of 64 fp16 elements are 128 bytes, aligned
-// for every chip (ane-anchor §1.5: 64 bytes, 128 on M5 per PR #35).
-const doctorIC, doctorOC, doctorS = 64, 32, 32
+// (ane-anchor §1.8, §3.5). Every tensor has 64 channels, the minimum the
+// reference's probes were raised to (ane-anchor §8.6), and the matmul's inner
+// dimension (IC) is a multiple of 32 (§8.20, M1). The input's rows are
+// S+OC = 128 fp16 elements (256 bytes) and the output's S = 64 (128 bytes),
+// so every row of both is a multiple of 128 bytes: aligned for every chip
+// (ane-anchor §1.5: multiples of 64 bytes in the reference, 128-byte
+// alignment on M5 per PR #35).
+const doctorIC, doctorOC, doctorS = 64, 64, 64
 
 func doctorKernel() (*mil.Program, mil.Weights, error) {
 	b := mil.NewBuilder(mil.IOS18)
@@ -129,10 +141,15 @@ type kernelRun struct {
 	layout  string
 	err     error
 	stage   string // where it failed
+	// addrChecked: the surfaces are IOSurfaces and their base addresses
+	// were checked; addrErr says how the check failed.
+	addrChecked bool
+	addrErr     error
 }
 
-// runKernel compiles and runs the test kernel on dev.
-func runKernel(dev ane.Device, c doctorCase, evals int) (r kernelRun) {
+// runKernel compiles and runs the test kernel on dev, then checks with
+// checkAddress (when not nil) that its surfaces' memory has not moved.
+func runKernel(dev ane.Device, c doctorCase, evals int, checkAddress func(*ane.Surface) (bool, error)) (r kernelRun) {
 	r.device = dev.Name()
 	p, w, err := doctorKernel()
 	if err != nil {
@@ -197,6 +214,21 @@ func runKernel(dev ane.Device, c doctorCase, evals int) (r kernelRun) {
 	r.out = make([]float64, len(got))
 	for i, g := range got {
 		r.out[i] = float64(g)
+	}
+	// anetop takes an IOSurface's base address once, at creation, and
+	// reads and writes the surface through it from then on; check that
+	// IOSurfaceGetBaseAddress under a lock still gives that address, after
+	// the surfaces have been through evaluations (docs/mac.md lists the
+	// assumption as unverified). Costs a lock pair and a call per surface.
+	if checkAddress != nil {
+		for _, s := range []*ane.Surface{in, out} {
+			checked, err := checkAddress(s)
+			r.addrChecked = r.addrChecked || checked
+			if err != nil {
+				r.addrErr = err
+				break
+			}
+		}
 	}
 	return r
 }
@@ -297,7 +329,7 @@ func orUnknown(s, alt string) string {
 // and checks the emulator against the float64 reference.
 func doctorEmulatorOnly(w io.Writer, env doctorEnv, emu ane.Device, c doctorCase) error {
 	fmt.Fprintln(w, "\nemulator self-check: the test kernel on the emulator against a float64 reference")
-	r := runKernel(emu, c, env.evals)
+	r := runKernel(emu, c, env.evals, nil)
 	ok := reportRun(w, r, emu)
 	if ok {
 		d, worst := compareRuns(r.out, c.want, c.tol, 1)
@@ -337,6 +369,12 @@ func reportRun(w io.Writer, r kernelRun, dev ane.Device) bool {
 	if r.layout != "" {
 		fmt.Fprintf(w, "  surface layout  %s\n", r.layout)
 	}
+	switch {
+	case r.addrErr != nil:
+		fmt.Fprintf(w, "  surface address CHECK FAILED: %v\n", r.addrErr)
+	case r.addrChecked:
+		fmt.Fprintln(w, "  surface address unchanged under a lock (IOSurfaceGetBaseAddress)")
+	}
 	return true
 }
 
@@ -356,7 +394,11 @@ func doctorHardware(w io.Writer, env doctorEnv, emu ane.Device, c doctorCase) er
 	if ne != nil {
 		calls0 = ne.ForeignCalls()
 	}
-	hw := runKernel(dev, c, env.evals)
+	check := env.checkAddress
+	if check == nil {
+		check = ane.CheckSurfaceAddress
+	}
+	hw := runKernel(dev, c, env.evals, check)
 	hwOK := reportRun(w, hw, dev)
 	if ne != nil {
 		st := ne.Stats()
@@ -364,7 +406,7 @@ func doctorHardware(w io.Writer, env doctorEnv, emu ane.Device, c doctorCase) er
 		fmt.Fprintf(w, "  suspected CPU fallbacks  %d\n", st.SuspectedFallbacks)
 	}
 	fmt.Fprintln(w, "\nemulator:")
-	em := runKernel(emu, c, env.evals)
+	em := runKernel(emu, c, env.evals, nil)
 	emOK := reportRun(w, em, emu)
 	fmt.Fprintln(w)
 	if !hwOK {
@@ -376,6 +418,13 @@ func doctorHardware(w io.Writer, env doctorEnv, emu ane.Device, c doctorCase) er
 		default:
 			fmt.Fprintln(w, "hint: report the output of `anetop doctor` with your chip and macOS version.")
 		}
+		return errDoctorFailed
+	}
+	if hw.addrErr != nil {
+		fmt.Fprintln(w, "FAIL — an IOSurface's memory is not where it was when the surface was created.")
+		fmt.Fprintln(w, "hint: anetop reads each surface's base address once and reads and writes through it;")
+		fmt.Fprintln(w, "      on this macOS it must re-read it after every lock. Report the output of `anetop doctor`")
+		fmt.Fprintln(w, "      with your chip and macOS version, and do not train on the Neural Engine until it is fixed.")
 		return errDoctorFailed
 	}
 	if !emOK {

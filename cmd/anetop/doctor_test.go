@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -95,11 +96,25 @@ func (k corruptKernel) Eval(in, out []*ane.Surface) error {
 	return out[0].Unlock(false)
 }
 
-func doctorWith(t *testing.T, probe ane.Probe, open func() (ane.Device, error)) (string, error) {
+// doctorWith runs the doctor on a fake Mac. check stands for
+// ane.CheckSurfaceAddress, whose real version checks nothing on the
+// emulator's surfaces; nil means that real version.
+func doctorWith(t *testing.T, probe ane.Probe, open func() (ane.Device, error), check ...func(*ane.Surface) (bool, error)) (string, error) {
 	t.Helper()
 	var b bytes.Buffer
-	err := runDoctor(&b, doctorEnv{probe: func() ane.Probe { return probe }, open: open, appleSilicon: true, evals: 3})
+	env := doctorEnv{probe: func() ane.Probe { return probe }, open: open, appleSilicon: true, evals: 3}
+	if len(check) > 0 {
+		env.checkAddress = check[0]
+	}
+	err := runDoctor(&b, env)
 	return b.String(), err
+}
+
+// addressesFine and addressMoved stand for the IOSurface address check on
+// a Mac whose surfaces stay put, and on one where they move.
+func addressesFine(*ane.Surface) (bool, error) { return true, nil }
+func addressMoved(*ane.Surface) (bool, error) {
+	return true, errors.New("IOSurfaceGetBaseAddress under a lock is 0x2000, but the surface was created at 0x1000")
 }
 
 func openPretend(p pretend) func() (ane.Device, error) {
@@ -114,7 +129,7 @@ func openPretend(p pretend) func() (ane.Device, error) {
 }
 
 func TestDoctorOnAWorkingMac(t *testing.T) {
-	out, err := doctorWith(t, fakeMac(), openPretend(pretend{}))
+	out, err := doctorWith(t, fakeMac(), openPretend(pretend{}), addressesFine)
 	if err != nil {
 		t.Fatalf("doctor: %v\n%s", err, out)
 	}
@@ -128,7 +143,8 @@ func TestDoctorOnAWorkingMac(t *testing.T) {
 		"MISSING selector -[_ANEModel modelAttributes] (optional)",
 		"Neural Engine:",
 		"compile",
-		"budget used     1 of 119",
+		fmt.Sprintf("budget used     1 of %d", ane.DefaultBudget),
+		"surface address unchanged under a lock (IOSurfaceGetBaseAddress)",
 		"max |ANE − emulator|",
 		"PASS — the Neural Engine computes what the emulator computes.",
 		"go test ./ane/anetest -device=ane",
@@ -139,6 +155,25 @@ func TestDoctorOnAWorkingMac(t *testing.T) {
 	}
 	if strings.Contains(out, "library") {
 		t.Errorf("found libraries should not be listed one by one:\n%s", out)
+	}
+	if n := strings.Count(out, "surface address"); n != 1 {
+		t.Errorf("the address check is reported %d times; want once, for the Neural Engine only:\n%s", n, out)
+	}
+}
+
+// TestDoctorKernelRowsAreAligned: the doctor kernel's tensors have at least
+// 64 channels and rows that are multiples of 128 bytes, as docs/mac.md says.
+func TestDoctorKernelRowsAreAligned(t *testing.T) {
+	p, _, err := doctorKernel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := p.Main()
+	for _, v := range append(append([]*mil.Var{}, f.Inputs...), f.Outputs...) {
+		s := v.Type.Shape
+		if len(s) != 4 || s[1] < 64 || (2*s[3])%128 != 0 {
+			t.Errorf("%s %v: want [1, C ≥ 64, 1, S] with rows of a multiple of 128 fp16 bytes", v.Name, s)
+		}
 	}
 }
 
@@ -158,12 +193,19 @@ func TestDoctorFailures(t *testing.T) {
 			[]string{"compile failed: ANECCompile() FAILED", "FAIL — the Neural Engine could not compile", "-device=ane"}},
 		{"open fails", fakeMac(), func() (ane.Device, error) { return nil, errors.New("no slot") },
 			[]string{"open failed: no slot", "FAIL — the Neural Engine did not open"}},
+		{"surface moved", fakeMac(), openPretend(pretend{}),
+			[]string{"surface address CHECK FAILED: IOSurfaceGetBaseAddress under a lock is 0x2000",
+				"FAIL — an IOSurface's memory is not where it was", "re-read it after every lock"}},
 		{"framework changed", broken, nil,
 			[]string{"cannot be used: macOS 15.3.1", "emulator self-check", "max |emulator − reference|",
 				"FAIL — this Mac has a Neural Engine, but anetop cannot reach it", "--device sim"}},
 	} {
 		t.Run(c.what, func(t *testing.T) {
-			out, err := doctorWith(t, c.probe, c.open)
+			check := addressesFine
+			if c.what == "surface moved" {
+				check = addressMoved
+			}
+			out, err := doctorWith(t, c.probe, c.open, check)
 			if !errors.Is(err, errDoctorFailed) {
 				t.Errorf("doctor returned %v, want errDoctorFailed", err)
 			}
