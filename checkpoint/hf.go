@@ -341,22 +341,30 @@ func ReadHF(dir string) (*model.Params, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read Hugging Face model: %w", err)
 	}
+	// config.json is a claim until the tensors agree with it: check them
+	// before allocating anything it sizes.
+	ignore := func(name string) bool {
+		// transformers ties lm_head to the embedding and ignores a stored copy.
+		return strings.HasSuffix(name, "rotary_emb.inv_freq") || c.Tied && name == "lm_head.weight"
+	}
+	if m := checkTensors(sf, c, []TensorGroup{{}}, false, ignore); m != nil {
+		switch {
+		case m.extra:
+			return nil, fail(HFWeightsFile, "tensor %s is not part of a Llama model as config.json describes it (%v)", m.name, c)
+		case m.want != nil:
+			return nil, fail(HFWeightsFile, "tensor %s has shape %v; config.json implies %v", m.name, m.got, m.want)
+		}
+		return nil, fail(HFWeightsFile, "tensor %s is missing (config.json says %v)", m.name, c)
+	}
+	if err := CheckMemory(c, 1); err != nil {
+		return nil, fail(HFConfigFile, "%v", err)
+	}
 	p, err := model.NewParams(c)
 	if err != nil {
 		return nil, fail(HFConfigFile, "%v", err)
 	}
-	known := map[string]bool{}
 	for _, t := range p.Tensors {
-		name := t.HFName()
-		known[name] = true
-		st := sf.Tensor(name)
-		if st == nil {
-			return nil, fail(HFWeightsFile, "tensor %s is missing (config.json says %v)", name, c)
-		}
-		if !slices.Equal(st.Shape, t.Shape) {
-			return nil, fail(HFWeightsFile, "tensor %s has shape %v; config.json implies %v", name, st.Shape, t.Shape)
-		}
-		d := st.Data
+		d := sf.Tensor(t.HFName()).Data
 		switch t.Kind {
 		case model.Wq:
 			d = permuteHeads(d, c.Heads, c.HeadDim, c.Dim, false)
@@ -365,15 +373,7 @@ func ReadHF(dir string) (*model.Params, error) {
 		}
 		copy(p.Data[t.Offset:t.Offset+t.Size], d)
 	}
-	if c.Tied {
-		known["lm_head.weight"] = true // transformers ties it to the embedding and ignores the stored copy
-	}
-	for _, t := range sf.Tensors {
-		if !known[t.Name] && !strings.HasSuffix(t.Name, "rotary_emb.inv_freq") {
-			return nil, fail(HFWeightsFile, "tensor %s is not part of a Llama model as config.json describes it (%v)", t.Name, c)
-		}
-	}
-	if err := checkFinite(p); err != nil {
+	if err := checkFinite(p, true); err != nil {
 		return nil, fail(HFWeightsFile, "%v", err)
 	}
 	return p, nil
@@ -384,25 +384,29 @@ func ReadHF(dir string) (*model.Params, error) {
 // model.Tensor.HFName. anetop's checkpoints use Hugging Face's names but
 // keep llama2.c's row order (its RoPE rotates adjacent pairs), so nothing is
 // permuted here; WriteHF does that. Other tensors, such as the optimizer's
-// moments, are ignored. Missing tensors, wrong shapes and non-finite
-// weights are errors.
+// moments, are ignored (CheckTensors refuses them). Missing tensors and
+// wrong shapes are errors found before anything sized by c is allocated,
+// as are a c whose weights would not fit in memory and non-finite weights.
 func Weights(f *File, c model.Config, path string) (*model.Params, error) {
+	if err := c.CheckShape(); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	c = c.Resolved()
+	if m := checkTensors(f, c, []TensorGroup{{}}, true, nil); m != nil {
+		return nil, fmt.Errorf("checkpoint %s: its metadata and its tensors disagree: %v (its config is %v); "+
+			"the file is corrupt or was edited: use another checkpoint", path, m, c)
+	}
+	if err := CheckMemory(c, 1); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
+	}
 	p, err := model.NewParams(c)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
 	for _, t := range p.Tensors {
-		name := t.HFName()
-		ct := f.Tensor(name)
-		if ct == nil {
-			return nil, fmt.Errorf("checkpoint %s: tensor %s is missing (its config is %v)", path, name, p.Config)
-		}
-		if len(ct.Data) != t.Size || !slices.Equal(ct.Shape, t.Shape) {
-			return nil, fmt.Errorf("checkpoint %s: tensor %s has shape %v; its config implies %v", path, name, ct.Shape, t.Shape)
-		}
-		copy(p.Data[t.Offset:], ct.Data)
+		copy(p.Data[t.Offset:], f.Tensor(t.HFName()).Data)
 	}
-	if err := checkFinite(p); err != nil {
+	if err := checkFinite(p, true); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
 	}
 	return p, nil

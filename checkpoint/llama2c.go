@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 
 	"github.com/anetop/anetop/model"
 )
@@ -73,6 +74,39 @@ func ReadLlama2C(path string) (*model.Params, error) {
 // first bytes) of size bytes from r; see ReadLlama2C. The size is checked
 // against the header before anything is allocated.
 func DecodeLlama2C(r io.Reader, size int64) (*model.Params, error) {
+	return decodeLlama2C(r, size, false)
+}
+
+// SniffLlama2C reports whether path is a llama2.c model.bin, reading its
+// header only: nil if the header is well formed and the file's size is the
+// one it implies. A file that is not one gets a *FormatError (wrapped, the
+// message naming path), so a caller guessing a file's format can say why
+// it is not a model.bin.
+func SniffLlama2C(path string) error {
+	f, err := openSized(path)
+	if err != nil {
+		return fmt.Errorf("read llama2.c model: %w", err)
+	}
+	defer f.Close()
+	if _, err := decodeLlama2C(bufio.NewReader(f), f.size, true); err != nil {
+		return fmt.Errorf("read llama2.c model %s: %w", path, err)
+	}
+	return nil
+}
+
+// l2FormatError marks err, about a file without llama2.c's magic, as a
+// *FormatError: the file may be another format altogether.
+func l2FormatError(err error, whole bool) error {
+	reason := err.Error()
+	if !whole {
+		reason, _, _ = strings.Cut(reason, "; ") // drop "it is not a llama2.c model.bin"
+	}
+	return &FormatError{Format: "llama2.c model.bin", Reason: reason, msg: err.Error()}
+}
+
+// decodeLlama2C is DecodeLlama2C; with headerOnly it returns nil, nil once
+// the header and the file size have been checked, having allocated nothing.
+func decodeLlama2C(r io.Reader, size int64, headerOnly bool) (*model.Params, error) {
 	if size < llama2cHeader {
 		if size >= 4 {
 			// Peek: a truncated version-1 header deserves its own message.
@@ -81,14 +115,14 @@ func DecodeLlama2C(r io.Reader, size int64) (*model.Params, error) {
 				return nil, fmt.Errorf("the file is %d bytes, shorter than the %d-byte header of a llama2.c version-1 model.bin: it is truncated", size, llama2cV1Header)
 			}
 		}
-		return nil, fmt.Errorf("the file is %d bytes, shorter than llama2.c's %d-byte header; it is not a llama2.c model.bin", size, llama2cHeader)
+		return nil, l2FormatError(fmt.Errorf("the file is %d bytes, shorter than llama2.c's %d-byte header; it is not a llama2.c model.bin", size, llama2cHeader), false)
 	}
 	var h [llama2cHeader]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return nil, fmt.Errorf("reading the header: %w", err)
 	}
 	if binary.LittleEndian.Uint32(h[:]) == llama2cMagic {
-		return decodeLlama2CV1(r, size, h[:])
+		return decodeLlama2CV1(r, size, h[:], headerOnly)
 	}
 	var f [7]int32
 	for i := range f {
@@ -96,14 +130,17 @@ func DecodeLlama2C(r io.Reader, size int64) (*model.Params, error) {
 	}
 	c, err := llama2cConfig(f, true, 0)
 	if err != nil {
-		return nil, err
+		return nil, l2FormatError(err, false)
 	}
 	// CheckShape bounds the parameter count, so this arithmetic cannot
 	// overflow, and the size is checked before anything is allocated.
 	table := int64(c.Seq) * int64(c.HeadDim) // both RoPE tables
 	n := int64(c.NumParams())
 	if err := checkSize(size, llama2cHeader+4*(n+table), c, 0); err != nil {
-		return nil, err
+		return nil, l2FormatError(err, true)
+	}
+	if headerOnly {
+		return nil, nil
 	}
 	p, err := model.NewParams(c)
 	if err != nil {
@@ -123,14 +160,14 @@ func DecodeLlama2C(r io.Reader, size int64) (*model.Params, error) {
 	}
 	for i, x := range rt {
 		if !(math.Abs(float64(x)) <= 1+1e-5) {
-			return nil, fmt.Errorf("the RoPE table after the final norm holds %v at element %d, which no cosine or sine can be: "+
-				"the header does not match the contents (is this a llama2.c version-0 model.bin?)", x, i)
+			return nil, l2FormatError(fmt.Errorf("the RoPE table after the final norm holds %v at element %d, which no cosine or sine can be: "+
+				"the header does not match the contents (is this a llama2.c version-0 model.bin?)", x, i), true)
 		}
 	}
 	if err := readFloats(r, p.Data[shared:], buf); err != nil {
 		return nil, err
 	}
-	return p, checkFinite(p)
+	return p, checkFinite(p, false)
 }
 
 // llama2cConfig turns the 7 header integers into a resolved config. A
@@ -169,13 +206,16 @@ func checkSize(size, want int64, c model.Config, version int) error {
 		size, c, want, version, hint)
 }
 
-// checkFinite refuses NaN and infinite weights, naming the tensor.
-func checkFinite(p *model.Params) error {
+// checkFinite refuses NaN and infinite weights, naming the tensor (by its
+// Hugging Face name when hf is set, as checkpoints and HF files store them).
+func checkFinite(p *model.Params, hf bool) error {
 	for _, t := range p.Tensors {
-		for i, x := range p.Data[t.Offset : t.Offset+t.Size] {
-			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-				return fmt.Errorf("tensor %s element %d is %v; the weights are corrupt (a diverged run?)", t.Name, i, x)
-			}
+		name := t.Name
+		if hf {
+			name = t.HFName()
+		}
+		if err := finite(name, p.Data[t.Offset:t.Offset+t.Size]); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -205,7 +245,7 @@ func kindRange(c model.Config, data []float32, k model.Kind) []float32 {
 
 // decodeLlama2CV1 reads the rest of a file that starts with llama2.c's
 // magic; first holds its first llama2cHeader bytes.
-func decodeLlama2CV1(r io.Reader, size int64, first []byte) (*model.Params, error) {
+func decodeLlama2CV1(r io.Reader, size int64, first []byte, headerOnly bool) (*model.Params, error) {
 	version := int32(binary.LittleEndian.Uint32(first[4:]))
 	switch version {
 	case 1:
@@ -244,6 +284,9 @@ func decodeLlama2CV1(r io.Reader, size int64, first []byte) (*model.Params, erro
 	if err := checkSize(size, llama2cV1Header+4*int64(c.NumParams()), c, 1); err != nil {
 		return nil, err
 	}
+	if headerOnly {
+		return nil, nil
+	}
 	p, err := model.NewParams(c)
 	if err != nil {
 		return nil, err
@@ -254,7 +297,7 @@ func decodeLlama2CV1(r io.Reader, size int64, first []byte) (*model.Params, erro
 			return nil, err
 		}
 	}
-	return p, checkFinite(p)
+	return p, checkFinite(p, false)
 }
 
 func readFloats(r io.Reader, dst []float32, buf []byte) error {

@@ -251,6 +251,20 @@ func readFile(path string, requireCRC bool) (*File, error) {
 	return sf, nil
 }
 
+// SniffSafetensors reports whether path is a safetensors file, reading and
+// validating its header only (see DecodeSafetensors), not its data or
+// checksums. A file that is not one gets a *FormatError naming path, so a
+// caller guessing a file's format can say why it is not safetensors.
+func SniffSafetensors(path string) error {
+	f, err := openSized(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, _, err = decodeHeader(bufio.NewReader(f), f.size, path)
+	return err
+}
+
 type sizedFile struct {
 	*os.File
 	size int64
@@ -313,7 +327,8 @@ func DecodeSafetensors(r io.Reader, size int64, name string) (*File, error) {
 // the start of the data section.
 func decodeHeader(r io.Reader, size int64, name string) (*File, []entry, error) {
 	fail := func(format string, a ...any) error {
-		return fmt.Errorf("%s: not a valid safetensors file: %s", name, fmt.Sprintf(format, a...))
+		reason := fmt.Sprintf(format, a...)
+		return &FormatError{Format: "safetensors file", Reason: reason, msg: fmt.Sprintf("%s: not a valid safetensors file: %s", name, reason)}
 	}
 	if size < 8 {
 		return nil, nil, fail("%d bytes is too short for the 8-byte header length", size)

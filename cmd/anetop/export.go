@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/anetop/anetop/checkpoint"
 	"github.com/anetop/anetop/model"
@@ -151,51 +152,143 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 // step comes from its metadata, -1 if it has none. Errors name the path and
 // say what to pass instead. findResume (--resume) and readInitWeights
 // (--init) use it too.
+//
+// A checkpoint whose metadata holds a model config is checked against it
+// by verifyCheckpoint (tensors, size, finite values) before it is
+// returned, so no caller allocates what a corrupt config claims.
 func openCheckpoint(path string, warn func(string)) (*checkpoint.Checkpoint, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %s: %w; pass a step-*.safetensors file or a run directory", path, bareErr(err))
 	}
+	var ck *checkpoint.Checkpoint
 	if !fi.IsDir() {
 		f, err := checkpoint.Load(path)
 		if err != nil {
-			return nil, err
+			return nil, notCheckpoint(path, err)
 		}
 		step := -1
 		if s, err := strconv.Atoi(f.Metadata[checkpoint.MetaStep]); err == nil {
 			step = s
 		}
-		return &checkpoint.Checkpoint{Path: path, Step: step, File: f}, nil
-	}
-	ck, skipped, err := checkpoint.Latest(path)
-	for _, s := range skipped {
-		warn(s.String())
-	}
-	if err != nil {
-		if errors.Is(err, checkpoint.ErrNoCheckpoint) {
-			return nil, fmt.Errorf("%w; pass a checkpoint file or a run directory that holds one", err)
+		ck = &checkpoint.Checkpoint{Path: path, Step: step, File: f}
+	} else {
+		var skipped []checkpoint.Skipped
+		ck, skipped, err = checkpoint.Latest(path)
+		for _, s := range skipped {
+			warn(s.String())
 		}
-		return nil, err
+		if err != nil {
+			if errors.Is(err, checkpoint.ErrNoCheckpoint) {
+				return nil, fmt.Errorf("%w; pass a checkpoint file or a run directory that holds one", err)
+			}
+			return nil, err
+		}
+	}
+	if _, ok := ck.Metadata[metaConfig]; ok {
+		if _, err := verifyCheckpoint(ck, false); err != nil {
+			return nil, err
+		}
 	}
 	return ck, nil
 }
 
-// checkpointParams reads the model config (metadata key "config", as the
-// training command writes it) and the weights of an anetop checkpoint.
-func checkpointParams(ck *checkpoint.Checkpoint) (*model.Params, error) {
+// notCheckpoint explains why checkpoint.Load refused path. A file that is
+// not safetensors at all (and does not start like one) is perhaps another
+// format: the error says which formats were tried and why each refused it.
+func notCheckpoint(path string, err error) error {
+	var fe *checkpoint.FormatError
+	if !errors.As(err, &fe) || isSafetensors(path) {
+		return err // a safetensors file, but a corrupt or foreign one: Load says why
+	}
+	l2 := checkpoint.SniffLlama2C(path)
+	var l2fe *checkpoint.FormatError
+	switch {
+	case l2 == nil:
+		return fmt.Errorf("checkpoint %s is a llama2.c model.bin, not an anetop checkpoint: pass a step-*.safetensors file "+
+			"or a run directory (to train from the model.bin's weights, pass it to --init)", path)
+	case !errors.As(l2, &l2fe):
+		// llama2.c's magic, but a version or header anetop cannot read.
+		return fmt.Errorf("checkpoint %s is a llama2.c model.bin, not an anetop checkpoint (%v): pass a step-*.safetensors file or a run directory", path, l2)
+	}
+	return fmt.Errorf("checkpoint %s: not a format anetop reads: %s; pass a step-*.safetensors file or a run directory",
+		path, formatReasons(err, l2))
+}
+
+// checkpointConfig reads the model config of an anetop checkpoint (metadata
+// key "config", as the training command writes it) and checks its shape.
+func checkpointConfig(ck *checkpoint.Checkpoint) (model.Config, error) {
 	raw, ok := ck.Metadata[metaConfig]
 	if !ok {
-		return nil, fmt.Errorf("checkpoint %s: no %q in its metadata: it was not written by anetop's training "+
+		return model.Config{}, fmt.Errorf("checkpoint %s: no %q in its metadata: it was not written by anetop's training "+
 			"(a Hugging Face or llama2.c model needs no export)", ck.Path, metaConfig)
 	}
 	var c model.Config
 	if err := json.Unmarshal([]byte(raw), &c); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: metadata %q is not a model config (%v)", ck.Path, metaConfig, err)
+		return model.Config{}, fmt.Errorf("checkpoint %s: metadata %q is not a model config (%v)", ck.Path, metaConfig, err)
 	}
 	if err := c.CheckShape(); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", ck.Path, err)
+		return model.Config{}, fmt.Errorf("checkpoint %s: %w", ck.Path, err)
 	}
-	return checkpoint.Weights(ck.File, c.Resolved(), ck.Path)
+	return c.Resolved(), nil
+}
+
+// verifyCheckpoint checks an anetop checkpoint against the model config in
+// its metadata, allocating nothing that config sizes, and returns the
+// config (resolved). The file must hold exactly the tensors the config
+// implies: the weights, and the optimizer's two moments (exp_avg.,
+// exp_avg_sq.), required when moments is set and otherwise complete if
+// present at all; the parameters (with moments, three copies of them) must
+// fit in the machine's memory; every value must be finite and every second
+// moment non-negative. Errors name the file, the tensor and the fix.
+//
+// openCheckpoint runs it with moments false on every checkpoint it opens
+// (sample, export, --init, --resume PATH); --resume's decodeCheckpoint runs
+// it with moments true before allocating the weights and moments.
+func verifyCheckpoint(ck *checkpoint.Checkpoint, moments bool) (model.Config, error) {
+	c, err := checkpointConfig(ck)
+	if err != nil {
+		return model.Config{}, err
+	}
+	name := "checkpoint " + ck.Path
+	groups := []checkpoint.TensorGroup{{}, {Prefix: momentPrefix1, Optional: !moments}, {Prefix: momentPrefix2, Optional: !moments}}
+	if err := checkpoint.CheckTensors(ck.File, c, name, groups...); err != nil {
+		return model.Config{}, err
+	}
+	copies := 1
+	if moments {
+		copies = 3
+	}
+	if err := checkpoint.CheckMemory(c, copies); err != nil {
+		return model.Config{}, fmt.Errorf("%s: %w: its metadata is corrupt, or the model is too large for this machine", name, err)
+	}
+	if err := checkpoint.CheckFinite(ck.File, name); err != nil {
+		return model.Config{}, fmt.Errorf("%w: use an earlier checkpoint of the run", err)
+	}
+	for _, t := range ck.Tensors {
+		if !strings.HasPrefix(t.Name, momentPrefix2) {
+			continue
+		}
+		for i, x := range t.Data {
+			if x < 0 {
+				return model.Config{}, fmt.Errorf("%s: tensor %s element %d is %v, but Adam's second moment is a mean of squares, "+
+					"never negative: the file is corrupt: use an earlier checkpoint of the run", name, t.Name, i, x)
+			}
+		}
+	}
+	return c, nil
+}
+
+// checkpointParams reads the model config (metadata key "config", as the
+// training command writes it) and the weights of an anetop checkpoint.
+// checkpoint.Weights checks the tensors against the config before it
+// allocates the parameters.
+func checkpointParams(ck *checkpoint.Checkpoint) (*model.Params, error) {
+	c, err := checkpointConfig(ck)
+	if err != nil {
+		return nil, err
+	}
+	return checkpoint.Weights(ck.File, c, ck.Path)
 }
 
 // checkExportOut refuses an output that exists (unless force), is of the

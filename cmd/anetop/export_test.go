@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -282,5 +283,191 @@ func TestExportHelp(t *testing.T) {
 	code, _, stderr := runExport("--help")
 	if code != 0 || !strings.Contains(stderr, "Usage: anetop export --format llama2c|hf") || !strings.Contains(stderr, "-force") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// craftCheckpoint writes a checkpoint whose metadata claims config claim
+// over the tensors of a model of config have (weights, and both Adam
+// moments if moments), after edit has had its way with the tensors, with
+// valid checksums: the header is consistent, only the claim is wrong.
+func craftCheckpoint(t *testing.T, path string, claim, have model.Config, moments bool, edit func([]checkpoint.Tensor)) {
+	t.Helper()
+	p, err := model.NewParams(have)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Init(5)
+	var ts []checkpoint.Tensor
+	for _, tn := range p.Tensors {
+		ts = append(ts, checkpoint.Tensor{Name: tn.HFName(), Shape: tn.Shape, Data: slices.Clone(p.Data[tn.Offset : tn.Offset+tn.Size])})
+		if moments {
+			ts = append(ts,
+				checkpoint.Tensor{Name: momentPrefix1 + tn.HFName(), Shape: tn.Shape, Data: make([]float32, tn.Size)},
+				checkpoint.Tensor{Name: momentPrefix2 + tn.HFName(), Shape: tn.Shape, Data: make([]float32, tn.Size)})
+		}
+	}
+	if edit != nil {
+		edit(ts)
+	}
+	cfg, _ := json.Marshal(claim.Resolved())
+	if err := checkpoint.Save(path, ts, map[string]string{metaConfig: string(cfg), checkpoint.MetaStep: "3", metaData: "builtin"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setTensor returns an edit that sets element i of the tensor called name.
+func setTensor(name string, i int, v float32) func([]checkpoint.Tensor) {
+	return func(ts []checkpoint.Tensor) {
+		for _, t := range ts {
+			if t.Name == name {
+				t.Data[i] = v
+				return
+			}
+		}
+		panic("no tensor " + name)
+	}
+}
+
+// TestCheckpointDisagrees: a checkpoint whose config and tensors disagree,
+// or whose values are not finite, is refused by every command that reads
+// one (sample, export, --init, and --resume through verifyCheckpoint),
+// with an error naming the file and the tensor, before anything the config
+// sizes is allocated: 100000 layers claimed over a 2-layer file is an
+// error, not an out-of-memory crash.
+func TestCheckpointDisagrees(t *testing.T) {
+	c := exportTestConfig.Resolved()
+	dir := t.TempDir()
+	huge := c
+	huge.Layers = 100000
+	three := c
+	three.Layers = 3
+	untied := c
+	untied.Tied = false
+	nan := float32(math.NaN())
+	for _, tc := range []struct {
+		name        string
+		claim, have model.Config
+		moments     bool
+		edit        func([]checkpoint.Tensor)
+		want        string // "" if valid
+		resumeWant  string // what verifyCheckpoint(ck, true) says, if it differs from want
+	}{
+		{"valid", c, c, true, nil, "", ""},
+		{"weights only", c, c, false, nil, "", "tensor exp_avg.model.embed_tokens.weight is missing"},
+		{"100000 layers", huge, c, true, nil, "tensor model.layers.2.input_layernorm.weight is missing", ""},
+		{"extra layer", c, three, true, nil, "tensor model.layers.2.input_layernorm.weight is not part of that model", ""},
+		{"untied claim", untied, c, true, nil, "tensor lm_head.weight is missing", ""},
+		{"wrong shape", func() model.Config { d := c; d.Vocab = 11; return d }(), c, true, nil,
+			"tensor model.embed_tokens.weight has shape [10 16], the config implies [11 16]", ""},
+		{"partial moment", c, c, true, func(ts []checkpoint.Tensor) { ts[1].Name = "exp_avg.stray" },
+			"tensor exp_avg.model.embed_tokens.weight is missing", ""},
+		{"NaN weight", c, c, true, setTensor("model.norm.weight", 2, nan), "tensor model.norm.weight element 2 is NaN", ""},
+		{"Inf moment", c, c, true, setTensor(momentPrefix1+"model.layers.1.mlp.up_proj.weight", 0, float32(math.Inf(-1))),
+			"tensor exp_avg.model.layers.1.mlp.up_proj.weight element 0 is -Inf", ""},
+		{"negative second moment", c, c, true, setTensor(momentPrefix2+"model.norm.weight", 1, -1),
+			"tensor exp_avg_sq.model.norm.weight element 1 is -1", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".safetensors")
+			craftCheckpoint(t, path, tc.claim, tc.have, tc.moments, tc.edit)
+			check := func(what string, err error, want string) {
+				t.Helper()
+				if want == "" {
+					if err != nil {
+						t.Errorf("%s: %v", what, err)
+					}
+					return
+				}
+				if err == nil {
+					t.Errorf("%s: accepted; want an error about %q", what, want)
+					return
+				}
+				for _, s := range []string{path, want} {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("%s: error %q does not mention %q", what, err, s)
+					}
+				}
+			}
+			ck, err := openCheckpoint(path, func(s string) { t.Errorf("warning %s", s) })
+			check("openCheckpoint", err, tc.want)
+			_, err = readInitWeights(path, func(s string) { t.Errorf("warning %s", s) })
+			check("--init", err, tc.want)
+			code, _, stderr := runExport("--format", "hf", "--out", filepath.Join(t.TempDir(), "hf"), path)
+			if tc.want != "" && (code != exitError || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "goroutine")) {
+				t.Errorf("export: exit %d, %s", code, stderr)
+			}
+			code, _, stderr = runSample(t, "--ckpt", path, "--n", "2")
+			if tc.want != "" && (code != exitError || !strings.Contains(stderr, tc.want)) {
+				t.Errorf("sample: exit %d, %s", code, stderr)
+			}
+			// The resume path: the file as a bare --resume finds it in a
+			// run directory (no openCheckpoint), checked by verifyCheckpoint.
+			f, err := checkpoint.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ck == nil {
+				ck = &checkpoint.Checkpoint{Path: path, Step: 3, File: f}
+			}
+			want := tc.want
+			if tc.resumeWant != "" {
+				want = tc.resumeWant
+			}
+			got, err := verifyCheckpoint(ck, true)
+			check("verifyCheckpoint", err, want)
+			if err == nil && got != c {
+				t.Errorf("verifyCheckpoint: config %v, want %v", got, c)
+			}
+		})
+	}
+}
+
+// TestNotACheckpoint: given a file in no format anetop reads, or a llama2.c
+// model.bin where a checkpoint is wanted, the error says which formats were
+// tried and why each refused it.
+func TestNotACheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.safetensors")
+	b := make([]byte, 1234)
+	for i := range b {
+		b[i] = byte(i*13 + 5)
+	}
+	os.WriteFile(junk, b, 0o644)
+	p, err := model.NewParams(exportTestConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Init(1)
+	bin := filepath.Join(dir, "model.bin")
+	if err := checkpoint.WriteLlama2C(bin, p); err != nil {
+		t.Fatal(err)
+	}
+
+	code, _, stderr := runExport("--format", "hf", "--out", filepath.Join(dir, "out"), junk)
+	for _, s := range []string{junk, "not a safetensors file (header length", "does not fit in a file of 1234 bytes", "not a llama2.c model.bin (the header's "} {
+		if code != exitError || !strings.Contains(stderr, s) {
+			t.Errorf("export junk: exit %d, %q does not mention %q", code, stderr, s)
+		}
+	}
+	_, err = readInitWeights(junk, nil)
+	for _, s := range []string{"--init " + junk, "not a safetensors file (header length", "not a llama2.c model.bin (the header's "} {
+		if err == nil || !strings.Contains(err.Error(), s) {
+			t.Errorf("--init junk: %v does not mention %q", err, s)
+		}
+	}
+	code, _, stderr = runSample(t, "--ckpt", bin)
+	if code != exitError || !strings.Contains(stderr, bin+" is a llama2.c model.bin, not an anetop checkpoint") || strings.Contains(stderr, "does not fit") {
+		t.Errorf("sample model.bin: exit %d, %s", code, stderr)
+	}
+	// A truncated checkpoint is still reported as a corrupt safetensors
+	// file, not as an unknown format.
+	runDir := t.TempDir()
+	saveTrainingCheckpoint(t, runDir, exportTestConfig, 1, 1)
+	ck, _ := os.ReadFile(filepath.Join(runDir, checkpoint.StepName(1)))
+	trunc := filepath.Join(dir, "trunc.safetensors")
+	os.WriteFile(trunc, ck[:len(ck)-8], 0o644)
+	code, _, stderr = runExport("--format", "hf", "--out", filepath.Join(dir, "out"), trunc)
+	if code != exitError || !strings.Contains(stderr, "not a valid safetensors file") || strings.Contains(stderr, "llama2.c") {
+		t.Errorf("export truncated: exit %d, %s", code, stderr)
 	}
 }

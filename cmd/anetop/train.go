@@ -530,6 +530,11 @@ func decodeCheckpoint(ck *checkpoint.Checkpoint) (*resumePoint, error) {
 	if rp.state.LossScale, err = strconv.ParseFloat(md[metaLossScale], 64); err != nil {
 		return nil, fail("metadata %q is %q, not a number", metaLossScale, md[metaLossScale])
 	}
+	// Tensors against the config (before anything sized by it is
+	// allocated), memory, and finite values, moments included.
+	if _, err := verifyCheckpoint(ck, true); err != nil {
+		return nil, err
+	}
 	n := cfg.NumParams()
 	rp.weights = make([]float32, n)
 	rp.state.M, rp.state.V = make([]float32, n), make([]float32, n)

@@ -1,5 +1,6 @@
 // Package sysinfo describes the machine anetop runs on, for labels and
-// benchmark records: the CPU's model name and the thread count in use.
+// benchmark records: the CPU's model name and the thread count in use; and
+// for sanity checks: its physical memory size.
 package sysinfo
 
 import (
