@@ -799,6 +799,11 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 		return usageError{msg: fmt.Sprintf("%v\n(the sizes come from --model %s and --dim, --hidden, --layers, --heads, --kv-heads, --seq, --vocab)", err, o.model)}
 	}
 	mc = mc.Resolved()
+	// Weights, gradients and Adam's two moments in fp32 at the least: a
+	// config past that is a clear error, not an out-of-memory crash.
+	if err := checkpoint.CheckMemory(mc, 4); err != nil {
+		return usageError{msg: fmt.Sprintf("%v; training needs at least the weights, their gradients and Adam's two moments in memory: choose a smaller --model or sizes", err)}
+	}
 	name := o.model // what the banner and the console call the model
 	if rp != nil || initParams != nil {
 		name = presetOf(mc)

@@ -39,6 +39,7 @@ func TestTrainFlagErrors(t *testing.T) {
 		{[]string{"--model", "stories15m", "--run-dir", empty}, "the model's vocabulary is 32000 tokens but the built-in data's is 512: pass --vocab 512"},
 		{[]string{"--tokenizer", "tok.bin", "--run-dir", empty}, "drop --tokenizer"},
 		{[]string{"--init", filepath.Join(empty, "none.bin")}, "none.bin"},
+		{[]string{"--layers", "100000", "--run-dir", empty}, "more than this machine's"},
 	}
 	for _, c := range cases {
 		code, out, errs := runCLI(c.args...)
