@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/anetop/anetop/ane"
+	"github.com/anetop/anetop/ane/sim"
 
 	"github.com/anetop/anetop/model"
 )
@@ -49,5 +53,24 @@ func TestLRSchedule(t *testing.T) {
 		if got := c.LRAt(tc.t); got < tc.want*(1-1e-9) || got > tc.want*(1+1e-9) {
 			t.Errorf("LRAt(%d) = %g, want %g", tc.t, got, tc.want)
 		}
+	}
+}
+
+// TestNewRefusesASmallBudget: a compile budget that cannot pay for the four
+// start-up kernels is one clear error, with the budget to ask for, before
+// any compile (not one error per kernel that failed).
+func TestNewRefusesASmallBudget(t *testing.T) {
+	dev, err := sim.New(ane.Options{Budget: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	c := model.Config{Dim: 64, Hidden: 128, Layers: 1, Heads: 2, Seq: 32, Vocab: 32}
+	_, err = New(Config{Model: c, Device: dev, Steps: 1})
+	if !errors.Is(err, ane.ErrBudgetExhausted) || !strings.Contains(err.Error(), "--budget 4 or more") {
+		t.Fatalf("New with a budget of 3: %v; want ErrBudgetExhausted asking for --budget 4", err)
+	}
+	if used, _ := dev.Budget(); used != 0 {
+		t.Errorf("%d compiles spent before refusing", used)
 	}
 }

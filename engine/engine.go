@@ -139,6 +139,13 @@ func New(cfg Config) (*Engine, error) {
 	// The four kernels compile at once: on the ANE each compile is ~0.1 s
 	// of which the printing, hashing and model-directory writing run off the
 	// device's worker (so they overlap), and on the emulator all of it.
+	// All four or none: a budget that cannot pay for them would fail some
+	// of the compiles, each with the same advice to restart, which cannot
+	// help.
+	if used, limit := e.dev.Budget(); limit-used < len(model.Kernels) {
+		return nil, fmt.Errorf("engine: %w: the training step's %d kernels compile at start-up, and this process has %d of %d compiles left: raise the budget (--budget %d or more)",
+			ane.ErrBudgetExhausted, len(model.Kernels), max(0, limit-used), limit, used+len(model.Kernels))
+	}
 	var errs [model.NumKernels]error
 	var wg sync.WaitGroup
 	for _, id := range model.Kernels {
@@ -149,7 +156,7 @@ func New(cfg Config) (*Engine, error) {
 				return
 			}
 			if e.kern[id], err = e.dev.Compile(id.String(), prog, w); err != nil {
-				errs[id] = fmt.Errorf("engine: compile %v: %w", id, err)
+				errs[id] = fmt.Errorf("engine: %w", err) // the device's error names the kernel
 			}
 		})
 	}
