@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -77,6 +78,7 @@ type event struct {
 	Loss   float64 `json:"loss"`
 	Path   string  `json:"path"`
 	OK     bool    `json:"ok"`
+	Reason string  `json:"reason"`
 
 	ScoredVocab int `json:"scored_vocab"`
 
@@ -495,6 +497,15 @@ func TestE2EBudgetRestarts(t *testing.T) {
 		if e.Step != i+1 {
 			t.Fatalf("step event %d is step %d: a restart repeated or skipped a step", i, e.Step)
 		}
+	}
+	var reasons []string
+	for _, e := range evs {
+		if e.Type == "checkpoint" {
+			reasons = append(reasons, fmt.Sprintf("%d:%s", e.Step, e.Reason))
+		}
+	}
+	if want := "[3:restart 6:restart 9:restart 12:final]"; fmt.Sprint(reasons) != want {
+		t.Errorf("checkpoints %v, want %s", reasons, want)
 	}
 	if code, _, stderr := runE2E(t, append(args, "--run-dir", b)...); code != 0 {
 		t.Fatalf("uninterrupted: exit %d: %s", code, stderr)

@@ -822,10 +822,13 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	if rp != nil && rp.cursor != "" && rp.data == src.Name {
+	switch {
+	case rp != nil && rp.cursor != "" && rp.data == src.Name:
 		if err := sampler.Restore(rp.cursor); err != nil {
 			return fmt.Errorf("checkpoint %s: %w", rp.path, err)
 		}
+	case rp != nil && rp.cursor == "":
+		warn(fmt.Sprintf("checkpoint %s records no data cursor: the data order starts over, so this run will not match one that never stopped", rp.path))
 	}
 
 	val := valState{best: math.Inf(1)}
@@ -1084,6 +1087,7 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 		switch {
 		case errors.Is(runErr, engine.ErrCompileBudget):
 			// The restart resumes from this one: written before the exec.
+			out.noteReason(eng.StepN(), "restart")
 			path, err := r.Save(eng)
 			bus.Publish(engine.CheckpointEvent{Step: eng.StepN(), Path: path, Err: err})
 		case need && (runErr == nil || errors.Is(runErr, context.Canceled)):
