@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -86,7 +87,9 @@ func sampleCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	srcName := ck.Metadata[metaData]
-	tok, err := sampleTokenizer(o, p.Config.Vocab, srcName)
+	var tm trainMeta
+	json.Unmarshal([]byte(ck.Metadata[metaTrain]), &tm) // absent or odd: no recorded tokenizer
+	tok, err := sampleTokenizer(o, p.Config.Vocab, srcName, tm.Tokenizer)
 	if err != nil {
 		return err
 	}
@@ -130,11 +133,11 @@ func findCheckpoint(path string, warn func(string)) (*checkpoint.Checkpoint, err
 	return ck, err
 }
 
-// sampleTokenizer finds the tokenizer of the checkpoint's data (srcName, its
-// metadata's data source), as
-// training chose it: --tokenizer, the built-in stories' own, or a
-// tokenizer.bin beside the data. It returns nil when none is known.
-func sampleTokenizer(o *sampleOpts, vocab int, srcName string) (*data.Tokenizer, error) {
+// sampleTokenizer finds the tokenizer the checkpoint was trained with: this
+// command's --tokenizer, else the built-in stories' own (srcName is the
+// checkpoint's data source), the training run's --tokenizer (recorded), or
+// a tokenizer.bin beside the data. It returns nil when none is known.
+func sampleTokenizer(o *sampleOpts, vocab int, srcName, recorded string) (*data.Tokenizer, error) {
 	if o.tokenizer != "" {
 		t, err := data.LoadTokenizer(o.tokenizer, vocab)
 		if err != nil {
@@ -151,6 +154,12 @@ func sampleTokenizer(o *sampleOpts, vocab int, srcName string) (*data.Tokenizer,
 			return nil, err
 		}
 		return c.Tokenizer, nil
+	}
+	if recorded != "" {
+		// The run's --tokenizer, if it is still there and still fits.
+		if t, err := data.LoadTokenizer(recorded, vocab); err == nil && t.Vocab() == vocab {
+			return t, nil
+		}
 	}
 	if srcName == "" {
 		return nil, nil

@@ -271,3 +271,40 @@ func TestSampleErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSampleUsesTheRunsTokenizer: a run trained with --tokenizer from
+// elsewhere than its data's directory records it, and anetop sample decodes
+// text with it without being told.
+func TestSampleUsesTheRunsTokenizer(t *testing.T) {
+	root := t.TempDir()
+	c, err := data.Builtin(data.BuiltinVocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := c.Tokens[:200_000]
+	b := make([]byte, 2*len(toks))
+	for i, v := range toks {
+		b[2*i], b[2*i+1] = byte(v), byte(v>>8)
+	}
+	bin := filepath.Join(root, "shards", "train.bin")
+	tok := filepath.Join(root, "elsewhere", "tok.bin")
+	for _, d := range []string{filepath.Dir(bin), filepath.Dir(tok)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(bin, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := data.WriteTokenizer(tok, c.Tokenizer); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "run")
+	if code, _, errs := runCLI(smallRun(dir, "--steps", "2", "--data", bin, "--tokenizer", tok, "--vocab", strconv.Itoa(data.BuiltinVocab))...); code != exitOK {
+		t.Fatalf("training: exit %d: %s", code, errs)
+	}
+	code, out, errs := runSample(t, "--ckpt", dir, "--temp", "0", "--n", "5", "--prompt", "Once upon a time")
+	if code != 0 || !strings.HasPrefix(out, "Once upon a time") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want text from the run's tokenizer", code, out, errs)
+	}
+}

@@ -394,7 +394,8 @@ type trainMeta struct {
 	Clip         float64
 	Seed         uint64
 	Device       string
-	CompactVocab bool `json:",omitempty"` // the classifier scored the training data's ids only
+	CompactVocab bool   `json:",omitempty"` // the classifier scored the training data's ids only
+	Tokenizer    string `json:",omitempty"` // --tokenizer, absolute: how anetop sample reads the ids
 }
 
 // Tensor names inside a checkpoint: Hugging Face Llama names for the weights
@@ -902,6 +903,11 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 	}
 	tm := trainMeta{LR: o.lr, MinLR: o.lr / 10, Warmup: o.warmup, Steps: o.steps, Accum: o.accum,
 		Clip: o.clip, Seed: o.seed, Device: dev.Name(), CompactVocab: o.compact}
+	if o.tokenizer != "" {
+		if abs, err := filepath.Abs(o.tokenizer); err == nil {
+			tm.Tokenizer = abs
+		}
+	}
 
 	info("training %s (%s, %.2fM parameters) on %s, data %s (%d tokens), checkpoints in %s",
 		name, mc, float64(mc.NumParams())/1e6, dev.Name(), src.Name, src.Tokens.Len(), o.runDir)
