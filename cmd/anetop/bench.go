@@ -43,6 +43,8 @@ func benchCmd(args []string, stdout, stderr io.Writer) error {
 			return usageError{msg: fmt.Sprintf("--accum is %d; it must be at least 1", *accum)}
 		case set["time"]:
 			return usageError{msg: "--time measures the CPU rows; with --model the measure is --steps"}
+		case *device != "auto" && *device != "ane" && *device != "sim":
+			return usageError{msg: fmt.Sprintf("--device %q: choose auto, ane or sim", *device)}
 		}
 		r, err := benchModel(*preset, *device, *steps, *accum, 1)
 		if err != nil {

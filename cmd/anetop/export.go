@@ -309,8 +309,21 @@ func checkExportOut(out, format string, force bool, ckPath string) error {
 		return usageError{msg: fmt.Sprintf("export: --out %s is a directory; --format llama2c writes one file, e.g. --out %s/model.bin", out, out)}
 	case format == "hf" && !fi.IsDir():
 		return usageError{msg: fmt.Sprintf("export: --out %s is a file; --format hf writes a directory (config.json, model.safetensors)", out)}
+	case format == "hf" && isEmptyDir(out):
+		return nil // nothing to replace: mkdir out && anetop export --out out
 	case !force:
 		return usageError{msg: fmt.Sprintf("export: --out %s already exists; pass --force to replace it, or choose another path", out)}
 	}
 	return nil
+}
+
+// isEmptyDir reports whether dir is a directory with nothing in it.
+func isEmptyDir(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	return err == io.EOF && len(names) == 0
 }

@@ -265,8 +265,12 @@ func TestExportErrors(t *testing.T) {
 	if _, err := checkpoint.ReadLlama2C(existing); err != nil {
 		t.Errorf("--force output: %v", err)
 	}
-	// An existing HF directory is refused, then replaced with --force.
+	// An existing empty directory is filled; once it holds something it is
+	// refused, then replaced with --force.
 	hf := t.TempDir()
+	if code, _, stderr := runExport("--format", "hf", "--out", hf, ck); code != 0 {
+		t.Errorf("existing empty dir: exit %d %s", code, stderr)
+	}
 	if code, _, stderr := runExport("--format", "hf", "--out", hf, ck); code != exitUsage || !strings.Contains(stderr, "already exists") {
 		t.Errorf("existing dir: exit %d %s", code, stderr)
 	}

@@ -128,7 +128,7 @@ func findCheckpoint(path string, warn func(string)) (*checkpoint.Checkpoint, err
 	}
 	ck, err := openCheckpoint(path, warn)
 	if errors.Is(err, checkpoint.ErrNoCheckpoint) {
-		return nil, usageError{msg: fmt.Sprintf("--ckpt: %v; train first (anetop --run-dir %s), or pass a checkpoint file", err, path)}
+		return nil, usageError{msg: fmt.Sprintf("--ckpt: %v; or train one there first (anetop --run-dir %s)", err, path)}
 	}
 	return ck, err
 }
