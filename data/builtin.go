@@ -79,6 +79,7 @@ func padVocab(t *Tokenizer, vocab int) {
 		t.lookup[p] = len(t.Pieces) - 1
 		t.MaxLen = max(t.MaxLen, len(p))
 	}
+	t.index()
 }
 
 // encodeChunked encodes each text as Encode(text, true, false) would, chunk

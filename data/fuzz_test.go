@@ -40,6 +40,9 @@ func FuzzReadTokenizer(f *testing.F) {
 			t.Fatal("an accepted tokenizer reads back different")
 		}
 		ids := tok.Encode(text, true, true)
+		if want := tok.encodeStrings(text, true, true); !slices.Equal(ids, want) {
+			t.Fatalf("Encode(%q): fast path %v, string path %v", text, ids, want)
+		}
 		for _, id := range ids {
 			if id < 0 || id >= tok.Vocab() {
 				t.Fatalf("Encode(%q) gave id %d outside the vocabulary of %d", text, id, tok.Vocab())

@@ -29,6 +29,12 @@ type Source struct {
 // tokenizerPath names a llama2.c tokenizer.bin; when it is "" for .bin data,
 // a tokenizer.bin in the data's directory is used if there is one.
 func Open(path, tokenizerPath string, vocab int) (*Source, error) {
+	return OpenWith(path, tokenizerPath, vocab, Options{})
+}
+
+// OpenWith is Open with Options for tokenizing a text file: opt.Progress is
+// called only when a text file's token cache is (re)built (see Options).
+func OpenWith(path, tokenizerPath string, vocab int, opt Options) (*Source, error) {
 	var tok *Tokenizer
 	if tokenizerPath != "" {
 		t, err := LoadTokenizer(tokenizerPath, vocab)
@@ -61,7 +67,7 @@ func Open(path, tokenizerPath string, vocab int) (*Source, error) {
 			}
 			tok = c.Tokenizer
 		}
-		bin, err := TokenizeTextFile(path, tok)
+		bin, err := TokenizeTextFileWith(path, tok, opt)
 		if err != nil {
 			return nil, err
 		}

@@ -58,3 +58,27 @@ func TestOpenSource(t *testing.T) {
 		t.Fatalf("text tokens %v", got)
 	}
 }
+
+func TestOpenWithProgress(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.txt")
+	os.WriteFile(p, []byte("Tom had a ball.\n"+DocSeparator+"\nLily ran.\n"), 0o644)
+	var calls [][2]int64
+	opt := Options{Progress: func(done, total int64) { calls = append(calls, [2]int64{done, total}) }}
+	src, err := OpenWith(p, "", 0, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	if len(calls) < 2 || calls[len(calls)-1][0] != calls[len(calls)-1][1] {
+		t.Fatalf("progress %v", calls)
+	}
+	calls = nil
+	src, err = OpenWith(p, "", 0, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	if len(calls) != 0 {
+		t.Fatalf("progress on a fresh cache: %v", calls)
+	}
+}

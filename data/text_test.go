@@ -1,9 +1,13 @@
 package data
 
 import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,6 +71,159 @@ func TestTokenizeTextFile(t *testing.T) {
 		t.Fatal("empty text accepted")
 	}
 	// No stray temp files.
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.Name()[0] == '.' {
+			t.Fatalf("temp file left: %s", e.Name())
+		}
+	}
+}
+
+// oldTokenizeBytes is what TokenizeTextFile wrote before it streamed: the
+// whole text split by splitDocs, each document encoded with the string-keyed
+// merge, as little-endian uint16.
+func oldTokenizeBytes(tk *Tokenizer, text string) []byte {
+	var b []byte
+	for _, d := range splitDocs(text) {
+		for _, id := range tk.encodeStrings(d, true, false) {
+			b = binary.LittleEndian.AppendUint16(b, uint16(id))
+		}
+	}
+	return b
+}
+
+func TestTokenizeTextFileMatchesWholeText(t *testing.T) {
+	c, err := Builtin(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiny, err := LoadTokenizer(tinyFixture, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stories := GenerateStories(BuiltinSeed, BuiltinStories)
+	n := len(stories)
+	if testing.Short() {
+		n = 500
+	}
+	joined := strings.Join(stories[:n], "\n"+DocSeparator+"\n") + "\n" + DocSeparator + "\n"
+	few := strings.Join(stories[:40], "\n"+DocSeparator+"\n")
+	long := strings.Repeat("Tom ran and ran. ", 20000) // 340 KB, one line
+	// A "\r\n" cut between two reads: the line starts the file, so the
+	// first ReadSlice ends at the buffer's last byte, the '\r'.
+	crlfCut := strings.Repeat("x", textReadBufSize-1) + "\r\n" + DocSeparator + "\r\nnext"
+	cases := map[string]string{
+		"stories":          joined,
+		"crlf":             strings.ReplaceAll(few, "\n", "\r\n"),
+		"cr cr lf":         strings.ReplaceAll(few, "\n", "\r\r\n") + "\r",
+		"spaced sep":       strings.ReplaceAll(few, "\n"+DocSeparator+"\n", "\n  \t"+DocSeparator+" \u00a0\r\n"),
+		"not a sep":        "a\n" + DocSeparator + "x\nb\n x" + DocSeparator + "\n" + DocSeparator + DocSeparator + "\n",
+		"empty docs":       "\n" + DocSeparator + "\n\n \t\n" + DocSeparator + "\n" + DocSeparator + "\nLily.\n" + DocSeparator + "\n   \n",
+		"no separator":     strings.Join(stories[:40], "\n\n"),
+		"no final eol":     few + "\n" + DocSeparator + "\nThe end.",
+		"final sep no eol": few + "\n" + DocSeparator,
+		"long line":        "Once.\n" + DocSeparator + "\n" + long + "\n" + DocSeparator + "\n" + long,
+		"long sep line":    "a\n" + strings.Repeat(" ", 300000) + DocSeparator + strings.Repeat("\t", 5000) + "\nb",
+		"crlf cut":         crlfCut,
+		"invalid utf8":     "\xff\xfe a\x80b\n" + DocSeparator + "\n\xe2\x82 \u0085" + DocSeparator + "\u0085\nc",
+	}
+	dir := t.TempDir()
+	for name, text := range cases {
+		for _, tk := range []*Tokenizer{c.Tokenizer, tiny} {
+			if name == "stories" && tk == tiny {
+				continue
+			}
+			want := oldTokenizeBytes(tk, text)
+			for _, workers := range []int{1, 3} {
+				p := filepath.Join(dir, fmt.Sprintf("%s-%d-%d.txt", strings.ReplaceAll(name, " ", "_"), tk.Vocab(), workers))
+				if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				bin, err := TokenizeTextFileWith(p, tk, Options{Workers: workers})
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				got, _ := os.ReadFile(bin)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("%s (vocab %d, %d workers): %d token bytes, want %d (the whole-text encoding)", name, tk.Vocab(), workers, len(got), len(want))
+				}
+			}
+		}
+	}
+}
+
+func TestTokenizeTextFileProgress(t *testing.T) {
+	c, err := Builtin(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(GenerateStories(3, 3000), "\n"+DocSeparator+"\n")
+	p := filepath.Join(t.TempDir(), "s.txt")
+	os.WriteFile(p, []byte(text), 0o644)
+	type call struct{ done, total int64 }
+	var calls []call
+	opt := Options{Progress: func(done, total int64) { calls = append(calls, call{done, total}) }}
+	start := time.Now()
+	if _, err := TokenizeTextFileWith(p, c.Tokenizer, opt); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	size := int64(len(text))
+	if len(calls) < 2 || calls[0] != (call{0, size}) || calls[len(calls)-1] != (call{size, size}) {
+		t.Fatalf("progress calls %v: want first (0, %d) and last (%d, %d)", calls, size, size, size)
+	}
+	for i := 1; i < len(calls); i++ {
+		if calls[i].done < calls[i-1].done || calls[i].total != size || calls[i].done > size {
+			t.Fatalf("progress not monotone or out of range: %v", calls)
+		}
+	}
+	if max := 3 + int(elapsed/progressEvery); len(calls) > max {
+		t.Fatalf("%d progress calls in %v", len(calls), elapsed)
+	}
+	calls = nil
+	if _, err := TokenizeTextFileWith(p, c.Tokenizer, opt); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 0 {
+		t.Fatalf("progress called when the cache was reused: %v", calls)
+	}
+}
+
+func TestTokenizeTextFileErrors(t *testing.T) {
+	c, err := Builtin(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a.txt")
+	os.WriteFile(p, []byte("hello\n"), 0o644)
+	pieces := make([]string, 1<<16+1)
+	for i := range pieces {
+		pieces[i] = fmt.Sprintf("<p%d>", i)
+	}
+	big, err := NewTokenizer(pieces, make([]float32, len(pieces)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TokenizeTextFile(p, big); err == nil || !strings.Contains(err.Error(), "does not fit uint16") {
+		t.Fatalf("vocab over 65536: %v", err)
+	}
+	// A directory stats and opens but does not read.
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+	if _, err := TokenizeTextFile(sub, c.Tokenizer); err == nil || !strings.HasPrefix(err.Error(), "text file: ") {
+		t.Fatalf("unreadable text: %v", err)
+	}
+	empty := filepath.Join(dir, "empty.txt")
+	os.WriteFile(empty, nil, 0o644)
+	var calls int
+	_, err = TokenizeTextFileWith(empty, c.Tokenizer, Options{Progress: func(int64, int64) { calls++ }})
+	if err == nil || err.Error() != "text file "+empty+" holds no text: give a file with some" {
+		t.Fatalf("empty file: %v", err)
+	}
+	if calls != 1 {
+		t.Fatalf("progress called %d times for a failed tokenization, want once (the start)", calls)
+	}
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		if e.Name()[0] == '.' {

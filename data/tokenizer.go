@@ -23,12 +23,15 @@ const (
 
 // Tokenizer is a llama2.c tokenizer.bin: pieces with sentencepiece scores.
 // Encode and Decode reproduce run.c's behaviour, so token ids match what
-// llama2.c produces for the same prompt.
+// llama2.c produces for the same prompt. Encode and Decode only read the
+// tokenizer, so they are safe for concurrent use; Pieces must not change
+// once it is built (Scores may: they are read at each merge).
 type Tokenizer struct {
 	Pieces []string
 	Scores []float32
 	MaxLen int // max_token_length as stored in the file
 	lookup map[string]int
+	pairs  *pairIndex
 }
 
 // NewTokenizer builds a tokenizer from pieces and scores.
@@ -53,6 +56,7 @@ func (t *Tokenizer) index() {
 			t.lookup[p] = i
 		}
 	}
+	t.pairs = t.buildPairIndex()
 }
 
 // Vocab is the number of pieces.
@@ -177,6 +181,28 @@ func writeAtomic(path string, fill func(io.Writer) error) error {
 // no piece), then repeated merging of the adjacent pair whose concatenation
 // is a piece with the highest score (leftmost on ties), and optional EOS.
 func (t *Tokenizer) Encode(text string, bos, eos bool) []int {
+	x := t.fastIndex()
+	if x == nil || len(text) > maxFastSymbols {
+		return t.encodeStrings(text, bos, eos)
+	}
+	e := encoderPool.Get().(*encoder)
+	ids := t.encode32(e, x, text, bos)
+	toks := make([]int, len(ids), len(ids)+1)
+	for i, id := range ids {
+		toks[i] = int(id)
+	}
+	if cap(e.toks) <= 1<<20 { // keep no giant buffers alive
+		encoderPool.Put(e)
+	}
+	if eos {
+		toks = append(toks, EOS)
+	}
+	return toks
+}
+
+// encodeStrings is Encode with the string-keyed merge: the reference the
+// fast path is tested against, and the path for texts over 2 GB.
+func (t *Tokenizer) encodeStrings(text string, bos, eos bool) []int {
 	toks := make([]int, 0, len(text)+3)
 	if bos {
 		toks = append(toks, BOS)
@@ -191,7 +217,7 @@ func (t *Tokenizer) Encode(text string, bos, eos bool) []int {
 		}
 	}
 	toks = t.appendCodePoints(toks, text)
-	toks = t.merge(toks)
+	toks = t.mergeStrings(toks)
 	if eos {
 		toks = append(toks, EOS)
 	}
@@ -220,12 +246,29 @@ func (t *Tokenizer) appendCodePoints(toks []int, s string) []int {
 	return toks
 }
 
-// merge repeatedly replaces the adjacent pair whose concatenated pieces form
-// the highest-scoring piece (the leftmost on ties), as run.c does. run.c
-// rescans the whole sequence per merge, which is quadratic; this keeps the
-// candidate pairs in a heap ordered by (score, position) and gives the same
-// tokens in O(n log n), so whole text files can be encoded.
+// merge merges toks as run.c does, with the fast path when it applies.
 func (t *Tokenizer) merge(toks []int) []int {
+	x := t.fastIndex()
+	if x == nil || len(toks) > maxFastSymbols {
+		return t.mergeStrings(toks)
+	}
+	e := &encoder{toks: make([]int32, len(toks))}
+	for i, id := range toks {
+		e.toks[i] = int32(id)
+	}
+	out := toks[:0]
+	for _, id := range t.mergeFast(e, x) {
+		out = append(out, int(id))
+	}
+	return out
+}
+
+// mergeStrings repeatedly replaces the adjacent pair whose concatenated
+// pieces form the highest-scoring piece (the leftmost on ties), as run.c
+// does. run.c rescans the whole sequence per merge, which is quadratic; this
+// keeps the candidate pairs in a heap ordered by (score, position) and gives
+// the same tokens in O(n log n), so whole text files can be encoded.
+func (t *Tokenizer) mergeStrings(toks []int) []int {
 	n := len(toks)
 	if n < 2 {
 		return toks
@@ -236,7 +279,7 @@ func (t *Tokenizer) merge(toks []int) []int {
 		prev[i], next[i] = i-1, i+1
 	}
 	next[n-1] = -1
-	h := &pairHeap{}
+	h := &pairHeap{c: make([]pairCand, 0, n)}
 	push := func(l int) {
 		r := next[l]
 		if l < 0 || r < 0 {
