@@ -649,7 +649,7 @@ func validationWindows(val *data.Split, seq, n int) (x, y []int32, err error) {
 
 // openSource resolves --data and --tokenizer for a model of vocabulary
 // vocab, and checks that the two agree.
-func openSource(o *trainOpts, vocab int) (*data.Source, error) {
+func openSource(o *trainOpts, vocab int, stderr io.Writer) (*data.Source, error) {
 	path := o.data
 	tok := o.tokenizer
 	switch path {
@@ -692,7 +692,7 @@ func openSource(o *trainOpts, vocab int) (*data.Source, error) {
 			path = filepath.Join(dir, "TinyStories-train.txt")
 		}
 	}
-	src, err := data.Open(path, tok, vocab)
+	src, err := data.OpenWith(path, tok, vocab, data.Options{Progress: tokenizeProgress(path, stderr)})
 	if err != nil {
 		return nil, err
 	}
@@ -701,6 +701,31 @@ func openSource(o *trainOpts, vocab int) (*data.Source, error) {
 		return nil, usageError{msg: fmt.Sprintf("the model's vocabulary is %d tokens but the data's tokenizer has %d: pass --vocab %d or a --tokenizer of %d pieces", vocab, src.Vocab, src.Vocab, vocab)}
 	}
 	return src, nil
+}
+
+// tokenizeProgress reports the tokenization of a text file on w: a line
+// when it starts (it can take minutes: TinyStories is 1.9 GB), one every
+// few seconds with the rate and time left, and one when it is done.
+func tokenizeProgress(path string, w io.Writer) func(done, total int64) {
+	var start, last time.Time
+	return func(done, total int64) {
+		now := time.Now()
+		mb := func(b int64) float64 { return float64(b) / 1e6 }
+		switch {
+		case start.IsZero():
+			start, last = now, now
+			fmt.Fprintf(w, "anetop: tokenizing %s (%.1f MB) once; the tokens are cached beside it\n", path, mb(total))
+		case done >= total:
+			fmt.Fprintf(w, "anetop: tokenized %s in %s\n", path, now.Sub(start).Round(100*time.Millisecond))
+		case now.Sub(last) >= 5*time.Second && done > 0:
+			last = now
+			el := now.Sub(start)
+			rate := mb(done) / el.Seconds()
+			left := time.Duration(float64(el) * float64(total-done) / float64(done))
+			fmt.Fprintf(w, "anetop: tokenizing: %.0f%% (%.0f of %.0f MB, %.1f MB/s, about %s left)\n",
+				100*float64(done)/float64(total), mb(done), mb(total), rate, left.Round(time.Second))
+		}
+	}
 }
 
 func trainCmd(args []string, stdout, stderr io.Writer) error {
@@ -810,7 +835,7 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 		name = presetOf(mc)
 	}
 
-	src, err := openSource(o, mc.Vocab)
+	src, err := openSource(o, mc.Vocab, stderr)
 	if err != nil {
 		return err
 	}

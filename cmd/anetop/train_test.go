@@ -234,3 +234,21 @@ func TestJSONSetupError(t *testing.T) {
 		t.Errorf("exit %d, stdout %q; want one error event naming none.bin", code, out)
 	}
 }
+
+// TestTextDataSaysItTokenizes: a text file is tokenized once, saying so
+// (it can take minutes), and its cache is reused silently.
+func TestTextDataSaysItTokenizes(t *testing.T) {
+	root := t.TempDir()
+	text := filepath.Join(root, "stories.txt")
+	if err := os.WriteFile(text, []byte(strings.Repeat("Once upon a time there was a cat.\n<|endoftext|>\n", 400)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := runCLI(smallRun(filepath.Join(root, "a"), "--steps", "1", "--data", text)...)
+	if code != exitOK || !strings.Contains(errs, "tokenizing "+text) || !strings.Contains(errs, "tokenized "+text) {
+		t.Fatalf("exit %d, stderr %q; want the tokenizing and tokenized lines", code, errs)
+	}
+	code, _, errs = runCLI(smallRun(filepath.Join(root, "b"), "--steps", "1", "--data", text)...)
+	if code != exitOK || strings.Contains(errs, "tokeniz") {
+		t.Errorf("second run: exit %d, stderr %q; want the cache reused without a word", code, errs)
+	}
+}
