@@ -89,6 +89,9 @@ func TokenizeTextFileWith(textPath string, t *Tokenizer, opt Options) (string, e
 		return "", fmt.Errorf("text file: %w", err)
 	}
 	defer f.Close()
+	if err := checkLooksLikeText(f, textPath); err != nil {
+		return "", err
+	}
 	total := ti.Size()
 	if fi, err := f.Stat(); err == nil {
 		total = fi.Size()
@@ -330,4 +333,23 @@ func splitDocs(text string) []string {
 	}
 	flush()
 	return docs
+}
+
+// checkLooksLikeText refuses a file whose first 64 KB hold a NUL byte: no
+// text does, and token files (uint16 ids, most below 256 in the high byte)
+// are full of them. Without the check, a token file not named .bin would be
+// tokenized as text and trained on as noise. It leaves f at its start.
+func checkLooksLikeText(f *os.File, path string) error {
+	head := make([]byte, 64<<10)
+	n, err := io.ReadFull(f, head)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return fmt.Errorf("text file: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("text file: %w", err)
+	}
+	if i := bytes.IndexByte(head[:n], 0); i >= 0 {
+		return fmt.Errorf("%s does not look like text (a NUL byte at offset %d): --data takes UTF-8 text, or llama2.c token files, which must be named .bin", path, i)
+	}
+	return nil
 }

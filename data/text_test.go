@@ -3,6 +3,7 @@ package data
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -229,5 +230,45 @@ func TestTokenizeTextFileErrors(t *testing.T) {
 		if e.Name()[0] == '.' {
 			t.Fatalf("temp file left: %s", e.Name())
 		}
+	}
+}
+
+// TestTextFileRefusesBinary: a token file not named .bin is refused as
+// text, naming the fix, and nothing is cached; a text cache is readable by
+// others, like any file the user would create.
+func TestTextFileRefusesBinary(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Builtin(BuiltinVocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := make([]byte, 2*1000)
+	for i, v := range c.Tokens[:1000] {
+		bin[2*i], bin[2*i+1] = byte(v), byte(v>>8)
+	}
+	path := filepath.Join(dir, "tokens.dat")
+	if err := os.WriteFile(path, bin, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TokenizeTextFile(path, c.Tokenizer); err == nil || !strings.Contains(err.Error(), "does not look like text") || !strings.Contains(err.Error(), ".bin") {
+		t.Errorf("binary file: %v; want it refused as not text, naming .bin", err)
+	}
+	if _, err := os.Stat(CachePath(path, c.Tokenizer)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a cache was written for a refused file: %v", err)
+	}
+	text := filepath.Join(dir, "s.txt")
+	if err := os.WriteFile(text, []byte("Once upon a time.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := TokenizeTextFile(text, c.Tokenizer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o644 {
+		t.Errorf("cache %s: mode %v; want 0644", out, fi.Mode().Perm())
 	}
 }

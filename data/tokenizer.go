@@ -158,7 +158,12 @@ func writeAtomic(path string, fill func(io.Writer) error) error {
 		return err
 	}
 	tmp := f.Name()
-	err = fill(f)
+	// CreateTemp makes the file private (0600); data files and tokenizers
+	// are for sharing, as a plain create would make them.
+	err = f.Chmod(0o644)
+	if err == nil {
+		err = fill(f)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
