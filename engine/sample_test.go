@@ -10,7 +10,10 @@ import (
 )
 
 // TestCPUForwardMatchesRef checks the sampler's float32 forward against the
-// float64 reference's logits at the last position (GQA, untied).
+// float64 reference's logits (GQA, untied): run over the whole window at
+// once, at the last position; and fed through the key/value cache one token
+// at a time after a three-token prompt, at every position (causal: the
+// logits at a position are its prefix's).
 func TestCPUForwardMatchesRef(t *testing.T) {
 	c := model.Config{Dim: 64, Hidden: 96, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 24, Seq: 32, Vocab: 40}.Resolved()
 	p, _ := model.NewParams(c)
@@ -27,40 +30,7 @@ func TestCPUForwardMatchesRef(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := newCPUForward(c).lastLogits(p, toks)
-	var num, den float64
-	for j := range c.Vocab {
-		w := pass.Logits[j*c.Seq+c.Seq-1]
-		num += (float64(got[j]) - w) * (float64(got[j]) - w)
-		den += w * w
-	}
-	if r := math.Sqrt(num / den); r > 1e-4 {
-		t.Errorf("logits relative L2 error %.3g", r)
-	}
-}
-
-// TestCPUForwardCacheMatchesRef feeds a window one token at a time through
-// the key/value cache and checks the logits after every token against the
-// float64 reference's at that position (causal: the same as its prefix's).
-func TestCPUForwardCacheMatchesRef(t *testing.T) {
-	c := model.Config{Dim: 64, Hidden: 96, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 24, Seq: 24, Vocab: 40}.Resolved()
-	p, _ := model.NewParams(c)
-	p.Init(6)
-	for i := range p.Data {
-		p.Data[i] *= 3
-	}
-	toks := make([]int32, c.Seq)
-	in := make([]int, c.Seq)
-	for i := range toks {
-		toks[i], in[i] = int32((i*7+3)%c.Vocab), (i*7+3)%c.Vocab
-	}
-	pass, err := ref.FromParams(p).Forward(in, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newCPUForward(c)
-	// A prompt of three tokens, then one token at a time.
-	check := func(pos int, got []float32) {
+	check := func(how string, pos int, got []float32) {
 		var num, den float64
 		for j := range c.Vocab {
 			w := pass.Logits[j*c.Seq+pos]
@@ -68,12 +38,14 @@ func TestCPUForwardCacheMatchesRef(t *testing.T) {
 			den += w * w
 		}
 		if r := math.Sqrt(num / den); r > 1e-4 {
-			t.Errorf("position %d: logits relative L2 error %.3g", pos, r)
+			t.Errorf("%s, position %d: logits relative L2 error %.3g", how, pos, r)
 		}
 	}
-	check(2, f.lastLogits(p, toks[:3]))
+	f := newCPUForward(c)
+	check("whole window", c.Seq-1, f.lastLogits(p, toks))
+	check("cached", 2, f.lastLogits(p, toks[:3]))
 	for pos := 3; pos < c.Seq; pos++ {
-		check(pos, f.next(p, toks[pos:pos+1]))
+		check("cached", pos, f.next(p, toks[pos:pos+1]))
 	}
 	if f.n != c.Seq {
 		t.Errorf("cache holds %d positions after %d tokens", f.n, c.Seq)
