@@ -405,16 +405,24 @@ func TestBuilderBuildChecksAgain(t *testing.T) {
 	}
 }
 
-func TestBlobPaths(t *testing.T) {
+// twoBlobProgram is a program with two fp16 constants, both in the
+// Builder's one weight file.
+func twoBlobProgram(t *testing.T) (*Program, Weights) {
+	t.Helper()
 	b := NewBuilder(IOS18)
 	x := b.Input("x", TensorOf(FP16, 1, 16, 1, 32))
 	g := b.ConstFP16("g", Shape{1, 16, 1, 1}, make([]float32, 16))
 	h := b.ConstFP16("h", Shape{1, 16, 1, 1}, make([]float32, 16))
 	b.Output(b.Mul("y", b.Mul("xg", x, g), h))
-	p, _, err := b.Build()
+	p, w, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p, w
+}
+
+func TestBlobPaths(t *testing.T) {
+	p, _ := twoBlobProgram(t)
 	got := p.Main().BlobPaths()
 	if len(got) != 1 || got[0] != WeightPath {
 		t.Errorf("BlobPaths = %q, want just %q (two blobs in one file)", got, WeightPath)
@@ -429,15 +437,7 @@ func TestBlobPaths(t *testing.T) {
 // TestBlobFileSizes: the size a program needs of each weight file is the end
 // of its furthest blob, which for a Builder's file is the whole file.
 func TestBlobFileSizes(t *testing.T) {
-	b := NewBuilder(IOS18)
-	x := b.Input("x", TensorOf(FP16, 1, 16, 1, 32))
-	g := b.ConstFP16("g", Shape{1, 16, 1, 1}, make([]float32, 16))
-	h := b.ConstFP16("h", Shape{1, 16, 1, 1}, make([]float32, 16))
-	b.Output(b.Mul("y", b.Mul("xg", x, g), h))
-	p, w, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, w := twoBlobProgram(t)
 	got := p.BlobFileSizes()
 	if len(got) != 1 || got[WeightPath] != uint64(len(w[WeightPath])) {
 		t.Errorf("BlobFileSizes = %v, want %s: %d (the whole file)", got, WeightPath, len(w[WeightPath]))
