@@ -58,6 +58,9 @@ type Model struct {
 	help     bool
 	quitting bool // q pressed once: waiting for the checkpoint and stop
 	forced   bool // q pressed twice
+	// ctrl+c quits as q does, and Run reports it (ErrInterrupted) so the
+	// process exits as interrupted, as it would on SIGINT without a console.
+	interrupted bool
 	keys     keyMap
 
 	keyLineW int    // width keyLineS was drawn for
@@ -274,6 +277,9 @@ func (m *Model) setNote(s string) { m.note, m.noteAt = s, m.now() }
 
 func (m *Model) key(k tea.KeyMsg) tea.Cmd {
 	switch {
+	case key.Matches(k, m.keys.Interrupt):
+		m.interrupted = true
+		return m.quit()
 	case key.Matches(k, m.keys.Quit):
 		return m.quit()
 	case key.Matches(k, m.keys.Help):
@@ -422,7 +428,7 @@ func (s *lossSeries) extend(v float64) {
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) && math.Abs(v) < 1e9 }
 
 type keyMap struct {
-	Pause, Checkpoint, Restart, Sample, Quit, Help, Close key.Binding
+	Pause, Checkpoint, Restart, Sample, Quit, Interrupt, Help, Close key.Binding
 }
 
 func defaultKeys() keyMap {
@@ -431,7 +437,8 @@ func defaultKeys() keyMap {
 		Checkpoint: key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "checkpoint")),
 		Restart:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "restart")),
 		Sample:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sample")),
-		Quit:       key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+		Quit:       key.NewBinding(key.WithKeys("q"), key.WithHelp("q", "quit")),
+		Interrupt:  key.NewBinding(key.WithKeys("ctrl+c")),
 		Help:       key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		Close:      key.NewBinding(key.WithKeys("esc")),
 	}

@@ -68,6 +68,11 @@ type Options struct {
 // waiting for the exit checkpoint: the caller should cancel the run.
 var ErrQuitNow = errors.New("tui: quit before the exit checkpoint was written")
 
+// ErrInterrupted is returned by Run when the user quit with ctrl+c (once,
+// with the exit checkpoint written, as q): the caller should exit as
+// interrupted (130), as it does on SIGINT without a console.
+var ErrInterrupted = errors.New("tui: interrupted with ctrl+c")
+
 // subscriptionBuffer holds ~4 s of events at 1000 steps/s, eight times
 // the time between two drains; beyond that events are dropped and Latest
 // still shows the newest step.
@@ -78,8 +83,9 @@ const minInterval = time.Second / 2
 // Run shows the console on the terminal until the user quits or ctx ends.
 // It installs no signal handler: cancel ctx on SIGINT/SIGTERM. It returns
 // nil after a normal quit (q once: Checkpoint and Stop were sent and the
-// run stopped; or q after the run ended), ErrQuitNow after q twice, and
-// ctx.Err() when ctx was cancelled.
+// run stopped; or q after the run ended), ErrInterrupted after the same
+// with ctrl+c, ErrQuitNow after q (or ctrl+c) twice, and ctx.Err() when ctx
+// was cancelled.
 func Run(ctx context.Context, src Source, ctl Controller, info RunInfo) error {
 	if noColor() {
 		lipgloss.SetColorProfile(termenv.Ascii)
@@ -102,8 +108,13 @@ func Run(ctx context.Context, src Source, ctl Controller, info RunInfo) error {
 		}
 		return err
 	}
-	if fm, ok := final.(*Model); ok && fm.forced {
-		return ErrQuitNow
+	if fm, ok := final.(*Model); ok {
+		switch {
+		case fm.forced:
+			return ErrQuitNow
+		case fm.interrupted:
+			return ErrInterrupted
+		}
 	}
 	return nil
 }

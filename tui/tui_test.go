@@ -97,8 +97,11 @@ func (r *rig) tick() tea.Cmd {
 
 func (r *rig) press(k string) tea.Cmd {
 	msg := tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
-	if k == "esc" {
+	switch k {
+	case "esc":
 		msg = tea.KeyMsg{Type: tea.KeyEsc}
+	case "ctrl+c":
+		msg = tea.KeyMsg{Type: tea.KeyCtrlC}
 	}
 	_, cmd := r.m.Update(msg)
 	return cmd
@@ -182,6 +185,32 @@ func TestQuitTwiceQuitsAtOnce(t *testing.T) {
 	}
 	if fmt.Sprint(r.ctl.got) != fmt.Sprint([]engine.Command{engine.Checkpoint, engine.Stop}) {
 		t.Errorf("sent %v", r.ctl.got)
+	}
+}
+
+// TestCtrlCQuitsAsInterrupted: ctrl+c checkpoints and stops as q does, and
+// is remembered so Run reports ErrInterrupted (exit 130); q is not.
+func TestCtrlCQuitsAsInterrupted(t *testing.T) {
+	r := newRig(t, 80, 24)
+	r.run(5)
+	if isQuit(r.press("ctrl+c")) {
+		t.Fatal("ctrl+c quit before the checkpoint")
+	}
+	if fmt.Sprint(r.ctl.got) != fmt.Sprint([]engine.Command{engine.Checkpoint, engine.Stop}) {
+		t.Errorf("ctrl+c sent %v", r.ctl.got)
+	}
+	r.bus.Publish(engine.StateEvent{Step: 5, State: "stopped"})
+	if !isQuit(r.tick()) {
+		t.Fatal("did not quit after the engine stopped")
+	}
+	if !r.m.interrupted || r.m.forced {
+		t.Errorf("interrupted %v, forced %v; want an interrupted, clean quit", r.m.interrupted, r.m.forced)
+	}
+	q := newRig(t, 80, 24)
+	q.run(5)
+	q.press("q")
+	if q.m.interrupted {
+		t.Error("q recorded as an interrupt")
 	}
 }
 

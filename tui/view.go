@@ -540,6 +540,7 @@ func (m *Model) helpView() string {
 		{"r", "restart the run (see anetop --help for what restart keeps)"},
 		{"s", "generate a sample from the current weights"},
 		{"q", "checkpoint, stop and exit; q again exits at once"},
+		{"ctrl+c", "as q, exiting as interrupted (code 130)"},
 		{"?", "show / hide this help (esc closes)"},
 	}
 	var b strings.Builder

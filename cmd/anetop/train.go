@@ -1133,11 +1133,11 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 	cinfo := tui.RunInfo{Model: name, Params: int64(mc.NumParams()), Device: dev.Name(), BLAS: blas.Backend(),
 		Steps: o.steps, RunDir: o.runDir, Decode: decode, Vocab: mc.Vocab}
 	ctl := &restartCtl{r: r}
-	quitNow, restart, runErr := startRun(ctx, cancel, r, ctl, console, cinfo, finish)
+	end, runErr := startRun(ctx, cancel, r, ctl, console, cinfo, finish)
 	werr := run.Wait()
 	unsubscribe()
 	<-printed
-	if quitNow {
+	if end.quitNow {
 		return exitStatus{code: exitInterrupted, msg: fmt.Sprintf("quit at step %d without waiting for a checkpoint; the last one is in %s", eng.StepN(), o.runDir)}
 	}
 
@@ -1159,7 +1159,7 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 		return runErr
 	case werr != nil:
 		return fmt.Errorf("checkpoint: %w", werr)
-	case sig == nil && restart && eng.StepN() < o.steps:
+	case sig == nil && end.restart && eng.StepN() < o.steps:
 		saveMu.Lock()
 		ls := lastSync
 		saveMu.Unlock()
@@ -1170,7 +1170,7 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 			return fmt.Errorf("restart: checkpoint %s: %w; not restarting", ls.path, ls.err)
 		}
 		return restartRequest{ckpt: ls.path, step: ls.step}
-	case sig != nil:
+	case sig != nil || end.interrupted:
 		code := exitInterrupted
 		if sig == syscall.SIGTERM {
 			code = exitTerminated
@@ -1185,21 +1185,30 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 	return nil
 }
 
+// runEnd is how a run under startRun ended, besides its error.
+type runEnd struct {
+	// quitNow: the user left the console without waiting for the exit
+	// checkpoint (the run was cancelled and finish skipped).
+	quitNow bool
+	// restart: the run stopped for ctl's restart (its checkpoint written,
+	// the console closed) and should be exec'd again.
+	restart bool
+	// interrupted: the user quit the console with ctrl+c, after the exit
+	// checkpoint; the process exits as on SIGINT.
+	interrupted bool
+}
+
 // startRun runs the training loop, under the console when console is set,
-// and calls finish with the loop's result as soon as the loop ends. quitNow
-// reports that the user left the console without waiting for the exit
-// checkpoint (the run was cancelled and finish skipped). The console sends
-// its commands through ctl; restart reports that the run stopped for ctl's
-// restart (its checkpoint written, the console closed) and should be
-// exec'd again.
+// and calls finish with the loop's result as soon as the loop ends. The
+// console sends its commands through ctl.
 func startRun(ctx context.Context, cancel context.CancelFunc, r *engine.Runner, ctl *restartCtl, console bool,
-	info tui.RunInfo, finish func(error)) (quitNow, restart bool, err error) {
+	info tui.RunInfo, finish func(error)) (end runEnd, err error) {
 	var restarting sync.Mutex // guards restarted, set by the loop's goroutine
 	restarted := false
 	if !console {
 		err = r.Run(ctx)
 		finish(err)
-		return false, false, err
+		return runEnd{}, err
 	}
 	// ---- the console (package tui) ----
 	// The loop runs beside the console, which reads r.Bus and sends
@@ -1225,24 +1234,25 @@ func startRun(ctx context.Context, cancel context.CancelFunc, r *engine.Runner, 
 	if errors.Is(tuiErr, tui.ErrQuitNow) {
 		cancel()
 		<-done // at most one more step; the engine must be idle before Close
-		return true, false, nil
+		return runEnd{quitNow: true}, nil
 	}
 	restarting.Lock()
 	rs := restarted
 	restarting.Unlock()
 	if rs && ctx.Err() == nil {
-		return false, true, <-done
+		return runEnd{restart: true}, <-done
 	}
-	if tuiErr != nil && ctx.Err() == nil {
+	end.interrupted = errors.Is(tuiErr, tui.ErrInterrupted)
+	if tuiErr != nil && !end.interrupted && ctx.Err() == nil {
 		// The console failed (e.g. the terminal went away): stop cleanly,
 		// with the checkpoint, and report the console's error.
 		cancel()
 		<-done
-		return false, false, tuiErr
+		return runEnd{}, tuiErr
 	}
 	if ctx.Err() == nil {
 		// The user quit after the run ended, or after q's checkpoint+stop.
 		r.Send(engine.Stop)
 	}
-	return false, false, <-done
+	return end, <-done
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -471,6 +472,37 @@ func TestE2EConsole(t *testing.T) {
 	t.Logf("q: stopped at step %d (shown %d when pressed); %d terminal queries answered", final, beforeQuit, tm.queries)
 	if tm.queries < 4 {
 		t.Errorf("answered %d terminal queries; two processes each ask two", tm.queries)
+	}
+}
+
+// TestE2EConsoleCtrlC: ctrl+c in the console (a key in the terminal's raw
+// mode, not a signal) checkpoints the last step and exits 130, as SIGINT
+// does without the console.
+func TestE2EConsoleCtrlC(t *testing.T) {
+	dir := t.TempDir()
+	tm, slave := newTerm(t, 100, 30, true)
+	p := startOnTerm(t, slave, "--device", "sim", "--steps", strconv.Itoa(e2eTotal),
+		"--ckpt-every", strconv.Itoa(e2eTotal), "--sample-every", "0", "--run-dir", dir)
+	const wait = 60 * time.Second
+	m := tm.mark()
+	tm.waitFor(t, "the console to show a few steps", m, wait, func(s since) bool { return lastStep(s.frames) >= 3 })
+	tm.typeKeys(t, "\x03")
+	select {
+	case <-p.exited:
+	case <-time.After(wait):
+		t.Fatalf("still running %v after ctrl+c; output:\n%s", wait, tm.tail())
+	}
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("exit after ctrl+c: %v, want code %d; output:\n%s", p.err, exitInterrupted, tm.tail())
+	}
+	<-tm.done
+	ck, _, err := checkpoint.Latest(dir)
+	if err != nil || ck.Step < 3 {
+		t.Fatalf("latest checkpoint %v, %v; want the exit's", ck, err)
+	}
+	if !strings.Contains(tm.tail(), "interrupted at step") {
+		t.Errorf("no 'interrupted at step' message; output:\n%s", tm.tail())
 	}
 }
 
