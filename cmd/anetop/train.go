@@ -821,6 +821,9 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 	if rp == nil {
 		o.schedule(nil, nil)
 	}
+	if o.warmup >= o.steps {
+		warn(fmt.Sprintf("--warmup %d is not below --steps %d: the learning rate never reaches --lr %g", o.warmup, o.steps, o.lr))
+	}
 	if err := mc.Validate(); err != nil {
 		return usageError{msg: fmt.Sprintf("%v\n(the sizes come from --model %s and --dim, --hidden, --layers, --heads, --kv-heads, --seq, --vocab)", err, o.model)}
 	}

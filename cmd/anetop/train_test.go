@@ -252,3 +252,12 @@ func TestTextDataSaysItTokenizes(t *testing.T) {
 		t.Errorf("second run: exit %d, stderr %q; want the cache reused without a word", code, errs)
 	}
 }
+
+// TestWarmupPastStepsWarns: a warm-up as long as the run never reaches the
+// peak learning rate; the run goes on, saying so.
+func TestWarmupPastStepsWarns(t *testing.T) {
+	code, _, errs := runCLI(smallRun(t.TempDir(), "--steps", "2", "--warmup", "5")...)
+	if code != exitOK || !strings.Contains(errs, "--warmup 5 is not below --steps 2") {
+		t.Errorf("exit %d, stderr %q; want a warning about --warmup", code, errs)
+	}
+}
