@@ -81,11 +81,13 @@ func TestCheckpointCrash(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// A Fatalf below must not leave the child saving forever.
+		t.Cleanup(func() { cmd.Process.Kill() })
 		// The kill clock starts when the child is ready, not when it is
 		// started: a race-instrumented binary on a loaded machine can take
 		// longer to start than the longest kill delay. One round in four
 		// waits for a save first, so the run always makes progress.
-		lines := make(chan string)
+		lines := make(chan string, 1024) // the scanner never blocks on a test that stopped reading
 		go func() {
 			defer close(lines)
 			sc := bufio.NewScanner(out)

@@ -104,7 +104,13 @@ func TokenizeTextFileWith(textPath string, t *Tokenizer, opt Options) (string, e
 	var read int64
 	err = writeAtomic(out, func(w io.Writer) error {
 		var err error
-		read, err = tokenizeStream(f, w, t, opt.Workers, func(done int64) { progress(done, max(total, done)) })
+		read, err = tokenizeStream(f, w, t, opt.Workers, func(done int64) {
+			// done == total is the last call's, once the cache is in place;
+			// the stream's own last batch reaches it before the rename.
+			if done < total {
+				progress(done, total)
+			}
+		})
 		return err
 	})
 	var rerr readError

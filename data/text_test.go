@@ -158,35 +158,57 @@ func TestTokenizeTextFileProgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := strings.Join(GenerateStories(3, 3000), "\n"+DocSeparator+"\n")
-	p := filepath.Join(t.TempDir(), "s.txt")
-	os.WriteFile(p, []byte(text), 0o644)
-	type call struct{ done, total int64 }
-	var calls []call
-	opt := Options{Progress: func(done, total int64) { calls = append(calls, call{done, total}) }}
-	start := time.Now()
-	if _, err := TokenizeTextFileWith(p, c.Tokenizer, opt); err != nil {
-		t.Fatal(err)
-	}
-	elapsed := time.Since(start)
-	size := int64(len(text))
-	if len(calls) < 2 || calls[0] != (call{0, size}) || calls[len(calls)-1] != (call{size, size}) {
-		t.Fatalf("progress calls %v: want first (0, %d) and last (%d, %d)", calls, size, size, size)
-	}
-	for i := 1; i < len(calls); i++ {
-		if calls[i].done < calls[i-1].done || calls[i].total != size || calls[i].done > size {
-			t.Fatalf("progress not monotone or out of range: %v", calls)
-		}
-	}
-	if max := 3 + int(elapsed/progressEvery); len(calls) > max {
-		t.Fatalf("%d progress calls in %v", len(calls), elapsed)
-	}
-	calls = nil
-	if _, err := TokenizeTextFileWith(p, c.Tokenizer, opt); err != nil {
-		t.Fatal(err)
-	}
-	if len(calls) != 0 {
-		t.Fatalf("progress called when the cache was reused: %v", calls)
+	stories := GenerateStories(3, 3000)
+	for _, tc := range []struct{ name, text string }{
+		{"stories", strings.Join(stories, "\n"+DocSeparator+"\n")},
+		// One document is one job: its only report is at the end of the
+		// stream, before the cache is in place.
+		{"one document", strings.Join(stories, "\n")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "s.txt")
+			os.WriteFile(p, []byte(tc.text), 0o644)
+			type call struct{ done, total int64 }
+			var calls []call
+			cached := false
+			opt := Options{Progress: func(done, total int64) {
+				calls = append(calls, call{done, total})
+				if done == total {
+					_, err := os.Stat(CachePath(p, c.Tokenizer))
+					cached = err == nil
+				}
+			}}
+			start := time.Now()
+			if _, err := TokenizeTextFileWith(p, c.Tokenizer, opt); err != nil {
+				t.Fatal(err)
+			}
+			elapsed := time.Since(start)
+			size := int64(len(tc.text))
+			if len(calls) < 2 || calls[0] != (call{0, size}) || calls[len(calls)-1] != (call{size, size}) {
+				t.Fatalf("progress calls %v: want first (0, %d) and last (%d, %d)", calls, size, size, size)
+			}
+			for i := 1; i < len(calls); i++ {
+				if calls[i].done < calls[i-1].done || calls[i].total != size || calls[i].done > size {
+					t.Fatalf("progress not monotone or out of range: %v", calls)
+				}
+				if calls[i].done == size && i != len(calls)-1 {
+					t.Fatalf("done == total before the last call: %v", calls)
+				}
+			}
+			if !cached {
+				t.Error("the call with done == total came before the cache was in place")
+			}
+			if max := 3 + int(elapsed/progressEvery); len(calls) > max {
+				t.Fatalf("%d progress calls in %v", len(calls), elapsed)
+			}
+			calls = nil
+			if _, err := TokenizeTextFileWith(p, c.Tokenizer, opt); err != nil {
+				t.Fatal(err)
+			}
+			if len(calls) != 0 {
+				t.Fatalf("progress called when the cache was reused: %v", calls)
+			}
+		})
 	}
 }
 
@@ -234,8 +256,8 @@ func TestTokenizeTextFileErrors(t *testing.T) {
 }
 
 // TestTextFileRefusesBinary: a token file not named .bin is refused as
-// text, naming the fix, and nothing is cached; a text cache is readable by
-// others, like any file the user would create.
+// text, naming the fix, and nothing is cached; a text cache has the mode
+// any file the user creates gets (not os.CreateTemp's private 0600).
 func TestTextFileRefusesBinary(t *testing.T) {
 	dir := t.TempDir()
 	c, err := Builtin(BuiltinVocab)
@@ -268,7 +290,16 @@ func TestTextFileRefusesBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o644 {
-		t.Errorf("cache %s: mode %v; want 0644", out, fi.Mode().Perm())
+	plain, err := os.Create(filepath.Join(dir, "plain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain.Close()
+	pi, err := os.Stat(plain.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != pi.Mode().Perm() {
+		t.Errorf("cache %s: mode %v; want %v, a plain create's", out, fi.Mode().Perm(), pi.Mode().Perm())
 	}
 }

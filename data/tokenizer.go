@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,17 +154,12 @@ func WriteTokenizer(path string, t *Tokenizer) error {
 }
 
 func writeAtomic(path string, fill func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	f, err := createTemp(path)
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
-	// CreateTemp makes the file private (0600); data files and tokenizers
-	// are for sharing, as a plain create would make them.
-	err = f.Chmod(0o644)
-	if err == nil {
-		err = fill(f)
-	}
+	err = fill(f)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -178,6 +174,24 @@ func writeAtomic(path string, fill func(io.Writer) error) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// createTemp creates a new file beside path under a hidden temporary name,
+// with the permissions a plain create gives (0666 less the umask): unlike
+// os.CreateTemp's 0600, for data and tokenizers are made to be shared.
+func createTemp(path string) (*os.File, error) {
+	var err error
+	for range 100 {
+		name := filepath.Join(filepath.Dir(path), fmt.Sprintf(".%s.tmp%d", filepath.Base(path), rand.Uint32()))
+		var f *os.File
+		if f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666); err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+	}
+	return nil, err
 }
 
 // Encode tokenizes text exactly as llama2.c's run.c encode() does: optional

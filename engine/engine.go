@@ -141,7 +141,9 @@ func New(cfg Config) (*Engine, error) {
 	// device's worker (so they overlap), and on the emulator all of it.
 	// All four or none: a budget that cannot pay for them would fail some
 	// of the compiles, each with the same advice to restart, which cannot
-	// help.
+	// help. (A device that serves a kernel from its program cache charges
+	// nothing for it; this asks for all four anyway, which only matters to
+	// a second engine in one process, which anetop never makes.)
 	if used, limit := e.dev.Budget(); limit-used < len(model.Kernels) {
 		return nil, fmt.Errorf("engine: %w: the training step's %d kernels compile at start-up, and this process has %d of %d compiles left: raise the budget (--budget %d or more)",
 			ane.ErrBudgetExhausted, len(model.Kernels), max(0, limit-used), limit, used+len(model.Kernels))

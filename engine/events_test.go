@@ -134,8 +134,8 @@ func TestRunnerStopsOnDivergence(t *testing.T) {
 	if !errors.Is(err, ErrDiverged) {
 		t.Fatalf("lr 1e10: Run returned %v after step %d (loss %v); want ErrDiverged", err, last.Step, last.Loss)
 	}
-	if last.Step >= 60 {
-		t.Errorf("lr 1e10: ran all %d steps before stopping", last.Step)
+	if last.Step+1 >= 60 { // StepStats.Step counts from 0
+		t.Errorf("lr 1e10: ran all %d steps before stopping", last.Step+1)
 	}
 	t.Logf("lr 1e10: %v", err)
 	if last, err := run(3e-3); err != nil {

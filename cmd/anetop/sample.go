@@ -179,6 +179,9 @@ func sampleTokenizer(o *sampleOpts, vocab int, srcName, recorded string) (*data.
 // are those of engine.Generate with the same options: the training panel's
 // sample for the same weights, prompt and seed.
 func generate(p *model.Params, prompt []int32, n int, opt engine.SampleOptions, emit func(int32) error) error {
+	if n <= 0 {
+		return nil
+	}
 	i := 0
 	for t, err := range engine.Tokens(p, prompt, opt) {
 		if err != nil {

@@ -708,6 +708,7 @@ func openSource(o *trainOpts, vocab int, stderr io.Writer) (*data.Source, error)
 // few seconds with the rate and time left, and one when it is done.
 func tokenizeProgress(path string, w io.Writer) func(done, total int64) {
 	var start, last time.Time
+	finished := false
 	return func(done, total int64) {
 		now := time.Now()
 		mb := func(b int64) float64 { return float64(b) / 1e6 }
@@ -716,7 +717,10 @@ func tokenizeProgress(path string, w io.Writer) func(done, total int64) {
 			start, last = now, now
 			fmt.Fprintf(w, "anetop: tokenizing %s (%.1f MB) once; the tokens are cached beside it\n", path, mb(total))
 		case done >= total:
-			fmt.Fprintf(w, "anetop: tokenized %s in %s\n", path, now.Sub(start).Round(100*time.Millisecond))
+			if !finished {
+				finished = true
+				fmt.Fprintf(w, "anetop: tokenized %s in %s\n", path, now.Sub(start).Round(100*time.Millisecond))
+			}
 		case now.Sub(last) >= 5*time.Second && done > 0:
 			last = now
 			el := now.Sub(start)
