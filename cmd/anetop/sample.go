@@ -106,6 +106,9 @@ func sampleCmd(args []string, stdout, stderr io.Writer) error {
 		prompt = []int32{data.BOS}
 	}
 	fmt.Fprintf(stderr, "anetop: sampling %s (step %d, %s)\n", ck.Path, ck.Step, p.Config)
+	if len(prompt)+o.n > p.Config.Seq {
+		fmt.Fprintf(stderr, "anetop: the model saw %d tokens at a time in training; past that the window slides (the first tokens drop out of the context) and each token runs the whole window\n", p.Config.Seq)
+	}
 
 	w := bufio.NewWriter(stdout)
 	out := &sampleWriter{w: w, tok: tok}
