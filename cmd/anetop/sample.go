@@ -138,8 +138,9 @@ func findCheckpoint(path string, warn func(string)) (*checkpoint.Checkpoint, err
 
 // sampleTokenizer finds the tokenizer the checkpoint was trained with: this
 // command's --tokenizer, else the built-in stories' own (srcName is the
-// checkpoint's data source), the training run's --tokenizer (recorded), or
-// a tokenizer.bin beside the data. It returns nil when none is known.
+// checkpoint's data source, recorded the tokenizer training gave it), the
+// tokenizer.bin training used, or one beside the data. It returns nil when
+// none is known.
 func sampleTokenizer(o *sampleOpts, vocab int, srcName, recorded string) (*data.Tokenizer, error) {
 	if o.tokenizer != "" {
 		t, err := data.LoadTokenizer(o.tokenizer, vocab)
@@ -151,7 +152,7 @@ func sampleTokenizer(o *sampleOpts, vocab int, srcName, recorded string) (*data.
 		}
 		return t, nil
 	}
-	if srcName == data.BuiltinName {
+	if srcName == data.BuiltinName || recorded == tokBuiltin {
 		c, err := data.Builtin(vocab)
 		if err != nil {
 			return nil, err

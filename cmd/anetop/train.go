@@ -84,7 +84,17 @@ type trainOpts struct {
 	trace, pipeline                               string
 
 	set map[string]bool // flags given explicitly
+
+	// tokUsed is the tokenizer openSource gave the data, for the
+	// checkpoints: an absolute tokenizer.bin path, tokBuiltin for text
+	// tokenized with the built-in stories' tokenizer, or "" when the data
+	// is the built-in stories or pretokenized without a known tokenizer.
+	tokUsed string
 }
+
+// tokBuiltin in a checkpoint's tokenizer field: the built-in stories'
+// tokenizer of the model's vocabulary size.
+const tokBuiltin = "builtin"
 
 // resumeFlag is --resume with an optional path: as a boolean flag it may be
 // given bare, and parseTrainFlags takes a following non-flag argument as its
@@ -395,7 +405,7 @@ type trainMeta struct {
 	Seed         uint64
 	Device       string
 	CompactVocab bool   `json:",omitempty"` // the classifier scored the training data's ids only
-	Tokenizer    string `json:",omitempty"` // --tokenizer, absolute: how anetop sample reads the ids
+	Tokenizer    string `json:",omitempty"` // trainOpts.tokUsed: how anetop sample reads the ids
 }
 
 // Tensor names inside a checkpoint: Hugging Face Llama names for the weights
@@ -696,6 +706,14 @@ func openSource(o *trainOpts, vocab int, stderr io.Writer) (*data.Source, error)
 	if err != nil {
 		return nil, err
 	}
+	switch fi, serr := os.Stat(path); {
+	case tok != "":
+		if abs, err := filepath.Abs(tok); err == nil {
+			o.tokUsed = abs
+		}
+	case serr == nil && !fi.IsDir() && !strings.EqualFold(filepath.Ext(path), ".bin"):
+		o.tokUsed = tokBuiltin // data.Open tokenizes text with it
+	}
 	if src.Vocab != vocab {
 		src.Close()
 		return nil, usageError{msg: fmt.Sprintf("the model's vocabulary is %d tokens but the data's tokenizer has %d: pass --vocab %d or a --tokenizer of %d pieces", vocab, src.Vocab, src.Vocab, vocab)}
@@ -935,11 +953,7 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 	}
 	tm := trainMeta{LR: o.lr, MinLR: o.lr / 10, Warmup: o.warmup, Steps: o.steps, Accum: o.accum,
 		Clip: o.clip, Seed: o.seed, Device: dev.Name(), CompactVocab: o.compact}
-	if o.tokenizer != "" {
-		if abs, err := filepath.Abs(o.tokenizer); err == nil {
-			tm.Tokenizer = abs
-		}
-	}
+	tm.Tokenizer = o.tokUsed
 
 	info("training %s (%s, %.2fM parameters) on %s, data %s (%d tokens), checkpoints in %s",
 		name, mc, float64(mc.NumParams())/1e6, dev.Name(), src.Name, src.Tokens.Len(), o.runDir)

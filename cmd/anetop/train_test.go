@@ -236,7 +236,8 @@ func TestJSONSetupError(t *testing.T) {
 }
 
 // TestTextDataSaysItTokenizes: a text file is tokenized once, saying so
-// (it can take minutes), and its cache is reused silently.
+// (it can take minutes), and its cache is reused silently; sample decodes
+// the run's checkpoints with the same tokenizer.
 func TestTextDataSaysItTokenizes(t *testing.T) {
 	root := t.TempDir()
 	text := filepath.Join(root, "stories.txt")
@@ -250,6 +251,12 @@ func TestTextDataSaysItTokenizes(t *testing.T) {
 	code, _, errs = runCLI(smallRun(filepath.Join(root, "b"), "--steps", "1", "--data", text)...)
 	if code != exitOK || strings.Contains(errs, "tokeniz") {
 		t.Errorf("second run: exit %d, stderr %q; want the cache reused without a word", code, errs)
+	}
+	// The run's checkpoints say how its text was tokenized, so sample
+	// writes text without being told the tokenizer.
+	code, out, errs := runCLI("sample", "--ckpt", filepath.Join(root, "a"), "--temp", "0", "--n", "3", "--prompt", "Once upon a time")
+	if code != exitOK || !strings.HasPrefix(out, "Once upon a time") {
+		t.Errorf("sample: exit %d, stdout %q, stderr %q; want text", code, out, errs)
 	}
 }
 
