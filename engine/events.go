@@ -267,7 +267,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		return false
 	}
-	bad := 0 // steps in a row that could not update (see DivergedSteps)
+	bad, badLoss := 0, 0 // steps in a row that could not update (see DivergedSteps), and those with a non-finite loss
 	for e.stepN < c.Steps {
 		// Commands first, without waiting; while paused, wait for one.
 		for {
@@ -311,21 +311,37 @@ func (r *Runner) Run(ctx context.Context) error {
 			return err
 		}
 		r.Bus.Publish(StepEvent{st})
-		if st.Skipped {
+		lossBad := math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0)
+		switch {
+		case lossBad:
+			r.Bus.Publish(WarningEvent{Step: e.stepN, Msg: fmt.Sprintf(
+				"the loss is not finite (the forward pass overflowed): update skipped, loss scale now %g", e.lossScale)})
+		case st.Skipped:
 			r.Bus.Publish(WarningEvent{Step: e.stepN, Msg: fmt.Sprintf(
 				"gradient overflowed in fp16 at loss scale %g: update skipped, scale now %g", st.LossScale, e.lossScale)})
 		}
 		// A non-finite loss, or an overflow the loss scale can no longer
 		// absorb, is no transient: lowering the scale does not mend the
 		// forward pass, and no update happens while it lasts.
-		if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) || st.Skipped && st.LossScale <= 1 {
+		switch {
+		case lossBad:
 			bad++
-		} else {
-			bad = 0
+			badLoss++
+		case st.Skipped && st.LossScale <= 1:
+			bad++
+		default:
+			bad, badLoss = 0, 0
 		}
 		if bad == DivergedSteps {
-			err := fmt.Errorf("%w: the loss has not been finite, or the gradients overflowed at loss scale 1, for %d steps in a row (steps %d–%d)",
-				ErrDiverged, bad, st.Step-bad+2, st.Step+1) // StepStats.Step counts from 0
+			why := "the loss was not finite (the weights or activations overflow fp16)"
+			if badLoss < bad {
+				why = fmt.Sprintf("the loss was not finite in %d and the gradients overflowed at loss scale 1 in %d", badLoss, bad-badLoss)
+			}
+			if badLoss == 0 {
+				why = "the gradients overflowed fp16 even at loss scale 1"
+			}
+			err := fmt.Errorf("%w: no update in %d steps in a row (steps %d–%d): %s",
+				ErrDiverged, bad, st.Step-bad+2, st.Step+1, why) // StepStats.Step counts from 0
 			r.Bus.Publish(ErrorEvent{Step: e.stepN, Err: err})
 			return err
 		}

@@ -1175,7 +1175,11 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 		}
 		return restartRequest{ckpt: ls.path, step: ls.step, budget: true}
 	case errors.Is(runErr, engine.ErrDiverged):
-		return fmt.Errorf("%w\nlower --lr (this run's is %g), or resume from a checkpoint before the divergence with --resume PATH (run directory %s)", runErr, o.lr, o.runDir)
+		hint := fmt.Sprintf("lower --lr (this run's is %g)", o.lr)
+		if last := lastStepFile(o.runDir); last != "" {
+			hint += fmt.Sprintf(", or resume from a checkpoint before the divergence with --resume PATH (the newest is %s)", last)
+		}
+		return fmt.Errorf("%w\n%s", runErr, hint)
 	case runErr != nil && !errors.Is(runErr, context.Canceled):
 		return runErr
 	case werr != nil:
