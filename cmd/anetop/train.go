@@ -489,6 +489,7 @@ type resumePoint struct {
 	cursor  string
 	train   *trainMeta // nil in checkpoints without it
 	bestVal float64    // +Inf if never measured
+	valLoss float64    // the validation loss at this step; NaN if not measured
 }
 
 // decodeCheckpoint reads a training checkpoint's config, weights, moments and
@@ -506,7 +507,10 @@ func decodeCheckpoint(ck *checkpoint.Checkpoint) (*resumePoint, error) {
 		return nil, fail("%v", err)
 	}
 	cfg = cfg.Resolved()
-	rp := &resumePoint{path: ck.Path, config: cfg, data: md[metaData], cursor: md[metaDataCursor], bestVal: math.Inf(1)}
+	rp := &resumePoint{path: ck.Path, config: cfg, data: md[metaData], cursor: md[metaDataCursor], bestVal: math.Inf(1), valLoss: math.NaN()}
+	if v, err := strconv.ParseFloat(md[checkpoint.MetaValLoss], 64); err == nil {
+		rp.valLoss = v
+	}
 	if b, ok := md[metaBestVal]; ok {
 		v, err := strconv.ParseFloat(b, 64)
 		if err != nil {
@@ -885,6 +889,11 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 	val := valState{best: math.Inf(1)}
 	if rp != nil {
 		val.best = rp.bestVal
+		if !math.IsNaN(rp.valLoss) && rp.data == src.Name {
+			// Measured at this very step: a resume at a multiple of
+			// --eval-every need not measure it again.
+			val.measured, val.step, val.loss = true, rp.state.Step, rp.valLoss
+		}
 	}
 	var valX, valY []int32
 	if o.evalEvery > 0 {

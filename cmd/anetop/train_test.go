@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -266,5 +267,31 @@ func TestWarmupPastStepsWarns(t *testing.T) {
 	code, _, errs := runCLI(smallRun(t.TempDir(), "--steps", "2", "--warmup", "5")...)
 	if code != exitOK || !strings.Contains(errs, "--warmup 5 is not below --steps 2") {
 		t.Errorf("exit %d, stderr %q; want a warning about --warmup", code, errs)
+	}
+}
+
+// TestResumeDoesNotReEvaluate: a checkpoint that records the validation
+// loss of its step is not measured again when the run resumes there.
+func TestResumeDoesNotReEvaluate(t *testing.T) {
+	dir := t.TempDir()
+	evals := func(args ...string) []int {
+		t.Helper()
+		code, out, errs := runCLI(smallRun(dir, append([]string{"--json", "--eval-every", "5", "--eval-windows", "2"}, args...)...)...)
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		var at []int
+		for _, e := range parseEvents(t, strings.NewReader(out)) {
+			if e.Type == "eval" {
+				at = append(at, e.Step)
+			}
+		}
+		return at
+	}
+	if got := evals("--steps", "10"); fmt.Sprint(got) != "[5 10]" {
+		t.Fatalf("first run evaluated at %v, want [5 10]", got)
+	}
+	if got := evals("--steps", "15", "--resume"); fmt.Sprint(got) != "[15]" {
+		t.Errorf("resumed run evaluated at %v, want [15]: step 10's loss is in its checkpoint", got)
 	}
 }
