@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -296,6 +297,10 @@ func checkpointParams(ck *checkpoint.Checkpoint) (*model.Params, error) {
 func checkExportOut(out, format string, force bool, ckPath string) error {
 	fi, err := os.Stat(out)
 	if errors.Is(err, os.ErrNotExist) {
+		// The new file or directory goes into an existing directory.
+		if parent := filepath.Dir(out); !isDir(parent) {
+			return usageError{msg: fmt.Sprintf("export: --out %s: the directory %s does not exist; create it first", out, parent)}
+		}
 		return nil
 	}
 	if err != nil {
@@ -315,6 +320,11 @@ func checkExportOut(out, format string, force bool, ckPath string) error {
 		return usageError{msg: fmt.Sprintf("export: --out %s already exists; pass --force to replace it, or choose another path", out)}
 	}
 	return nil
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
 
 // isEmptyDir reports whether dir is a directory with nothing in it.

@@ -60,8 +60,9 @@ Examples:
 `
 
 // usageError marks errors in how anetop was invoked (exit code 2). run
-// prints the message and a one-line hint (hint, or a pointer to 'anetop
-// help'); reported marks errors whose message was already printed.
+// prints the message and, when set, a one-line hint: most messages name the
+// flag and the fix themselves, so a pointer to the help would be noise;
+// reported marks errors whose message was already printed.
 type usageError struct {
 	msg      string
 	hint     string
@@ -86,11 +87,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return es.code
 	case errors.As(err, &ue):
 		if !ue.reported {
-			hint := ue.hint
-			if hint == "" {
-				hint = "run 'anetop help' for usage"
+			fmt.Fprintf(stderr, "anetop: %v\n", err)
+			if ue.hint != "" {
+				fmt.Fprintln(stderr, ue.hint)
 			}
-			fmt.Fprintf(stderr, "anetop: %v\n%s\n", err, hint)
 		}
 		return exitUsage
 	default:
@@ -127,7 +127,7 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 	case "sample":
 		return sampleCmd(rest, stdout, stderr)
 	default:
-		return usageError{msg: fmt.Sprintf("unknown command %q", cmd)}
+		return usageError{msg: fmt.Sprintf("unknown command %q", cmd), hint: "run 'anetop help' for usage"}
 	}
 }
 
