@@ -35,9 +35,13 @@ type Model struct {
 	stepEMA  time.Duration // smoothed step time, for the ETA
 	series   lossSeries
 
-	state   string // the engine's last StateEvent state
-	paused  bool
-	ended   bool // finished, stopped or failed: nobody reads commands any more
+	state  string // the engine's last StateEvent state
+	paused bool
+	ended  bool // finished, stopped or failed: nobody reads commands any more
+	// endAt is when the console learnt the run ended (the clock of the
+	// poll that applied the event): elapsed stops there. Events carry no
+	// time of their own, so this is up to one redraw interval late.
+	endAt   time.Time
 	errMsg  string
 	warn    string
 	warnAt  time.Time
@@ -54,6 +58,10 @@ type Model struct {
 
 	note   string // feedback for the last key, e.g. "checkpoint requested"
 	noteAt time.Time
+	// noteReq: note is a request for noteCmd, cleared when the engine's
+	// event confirms it (a stale "pause requested" under PAUSED misleads).
+	noteReq bool
+	noteCmd engine.Command
 
 	help     bool
 	quitting bool // q pressed once: waiting for the checkpoint and stop
@@ -61,10 +69,14 @@ type Model struct {
 	// ctrl+c quits as q does, and Run reports it (ErrInterrupted) so the
 	// process exits as interrupted, as it would on SIGINT without a console.
 	interrupted bool
-	keys     keyMap
+	keys        keyMap
 
 	keyLineW int    // width keyLineS was drawn for
-	keyLineS string // the key line, which changes only with the width
+	keyLineE bool   // ended, when keyLineS was drawn
+	keyLineS string // the key line, which changes only with the width and the end
+
+	legendK legendKey // what legendV, the loss panel's title, was drawn for
+	legendV memoVal
 
 	memo map[memoKey]memoVal // styled's cache
 
@@ -208,7 +220,9 @@ func (m *Model) apply(ev engine.Event) {
 	case engine.SampleEvent:
 		m.sampleN = ev.Step
 		m.sample = m.decode(ev.Prompt, ev.Tokens)
+		m.confirmed(engine.Sample)
 	case engine.CheckpointEvent:
+		m.confirmed(engine.Checkpoint)
 		m.ckpt.ok, m.ckpt.step, m.ckpt.path, m.ckpt.at = true, ev.Step, ev.Path, now
 		m.ckpt.err = ""
 		if ev.Err != nil {
@@ -221,25 +235,50 @@ func (m *Model) apply(ev engine.Event) {
 		m.seriesGen++
 	case engine.WarningEvent:
 		m.warn, m.warnAt = fmt.Sprintf("step %d: %s", ev.Step, ev.Msg), now
+		if strings.HasPrefix(ev.Msg, "sample:") {
+			// The Runner's answer to a Sample it could not generate.
+			m.confirmed(engine.Sample)
+		}
 	case engine.ErrorEvent:
 		m.errMsg = fmt.Sprintf("step %d: %v", ev.Step, ev.Err)
-		m.state, m.ended = "error", true
+		m.state, m.paused = "error", false
+		m.end(now)
 	case engine.StateEvent:
 		m.state = ev.State
 		switch ev.State {
 		case "paused":
 			m.paused = true
+			m.confirmed(engine.Pause)
 		case "running":
-			m.paused, m.ended = false, false
+			m.paused, m.ended, m.endAt = false, false, time.Time{}
+			m.confirmed(engine.Resume)
 		case "restarted":
+			m.confirmed(engine.Restart)
 			// The engine went back to its initial weights and step 0:
 			// the old curve would only mislead.
 			m.series = lossSeries{}
 			m.seriesGen++
 			m.haveStep, m.last, m.stepEMA, m.compilesPerStep = false, engine.StepStats{}, 0, -1
 		case "stopped", "finished":
-			m.paused, m.ended = false, true
+			m.paused = false
+			m.end(now)
 		}
+	}
+}
+
+// end marks the run ended at now (the first time only: a "stopped" after
+// an error does not move the end).
+func (m *Model) end(now time.Time) {
+	if !m.ended {
+		m.ended, m.endAt = true, now
+	}
+}
+
+// confirmed clears the note of a request for c once the engine's event
+// shows it done: the panel, badge or status line says so from then on.
+func (m *Model) confirmed(c engine.Command) {
+	if m.noteReq && m.noteCmd == c {
+		m.note, m.noteReq = "", false
 	}
 }
 
@@ -270,12 +309,31 @@ func (m *Model) send(c engine.Command, note string) bool {
 		return false
 	}
 	m.setNote(note)
+	m.noteReq, m.noteCmd = true, c
 	return true
 }
 
-func (m *Model) setNote(s string) { m.note, m.noteAt = s, m.now() }
+func (m *Model) setNote(s string) { m.note, m.noteAt, m.noteReq = s, m.now(), false }
 
+// key handles a key. Several runes in one message (keys typed faster than
+// the terminal is read, or tmux send-keys qq) are those keys in order; a
+// paste (bracketed, so Paste is set) or an alt+ combination is one key.
 func (m *Model) key(k tea.KeyMsg) tea.Cmd {
+	if k.Type == tea.KeyRunes && len(k.Runes) > 1 && !k.Paste && !k.Alt {
+		for i := range k.Runes {
+			one := tea.KeyMsg{Type: tea.KeyRunes, Runes: k.Runes[i : i+1]}
+			if cmd := m.key1(one); cmd != nil {
+				// Only tea.Quit is ever returned: the keys after it
+				// would act on a console that is exiting.
+				return cmd
+			}
+		}
+		return nil
+	}
+	return m.key1(k)
+}
+
+func (m *Model) key1(k tea.KeyMsg) tea.Cmd {
 	switch {
 	case key.Matches(k, m.keys.Interrupt):
 		m.interrupted = true
@@ -447,6 +505,12 @@ func defaultKeys() keyMap {
 // ShortHelp is the key line at the bottom of the screen.
 func (k keyMap) ShortHelp() []key.Binding {
 	return []key.Binding{k.Pause, k.Checkpoint, k.Restart, k.Sample, k.Quit, k.Help}
+}
+
+// endedHelp is the key line once the run has ended: only q and ? still do
+// something.
+func (k keyMap) endedHelp() []key.Binding {
+	return []key.Binding{key.NewBinding(key.WithKeys("q"), key.WithHelp("q", "exit")), k.Help}
 }
 
 // FullHelp is unused (the overlay has its own longer text) but completes

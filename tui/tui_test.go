@@ -293,21 +293,42 @@ func TestViewSizes(t *testing.T) {
 	}
 }
 
+// TestTinyTerminal: a terminal below 80×24 gets a message that fits it
+// (wrapped at words, at most its height), says what it needs when there is
+// room, and always that training goes on and q still quits.
 func TestTinyTerminal(t *testing.T) {
-	for _, sz := range [][2]int{{79, 24}, {80, 23}, {40, 10}, {200, 5}} {
+	for _, sz := range [][2]int{{79, 24}, {80, 23}, {40, 10}, {40, 1}, {200, 5}, {20, 1}, {20, 3}, {25, 2}, {33, 24}, {79, 1}} {
 		r := newRig(t, sz[0], sz[1])
 		r.run(3)
 		v := r.m.View()
-		if strings.Contains(v, "\n") {
-			t.Errorf("%v: tiny view has several lines: %q", sz, v)
+		ls := strings.Split(v, "\n")
+		if len(ls) > sz[1] {
+			t.Errorf("%v: tiny view has %d lines: %q", sz, len(ls), v)
+		}
+		for _, l := range ls {
+			if lipgloss.Width(l) > sz[0] {
+				t.Errorf("%v: message wider than the terminal: %q", sz, l)
+			}
+		}
+		text := strings.Join(strings.Fields(strings.ReplaceAll(v, "\u00a0", " ")), " ")
+		if !strings.Contains(text, "q quits") || !strings.Contains(strings.ToLower(text), "training") {
+			t.Errorf("%v: does not say training goes on and q quits: %q", sz, text)
+		}
+		if strings.Contains(text, "…") {
+			t.Errorf("%v: message cut: %q", sz, text)
 		}
 		want := fmt.Sprintf("this terminal is %d×%d", sz[0], sz[1])
-		if sz[0] >= 60 && (!strings.Contains(v, "needs at least 80×24") || !strings.Contains(v, want)) {
-			t.Errorf("%v: %q", sz, v)
+		if sz[0] >= 40 && sz[1] >= 3 && (!strings.Contains(text, "needs at least 80×24") || !strings.Contains(text, want) ||
+			!strings.Contains(text, "Training continues")) {
+			t.Errorf("%v: %q", sz, text)
 		}
-		if lipgloss.Width(v) > sz[0] {
-			t.Errorf("%v: message wider than the terminal: %q", sz, v)
-		}
+	}
+	// Paused, it does not claim training continues.
+	r := newRig(t, 40, 10)
+	r.run(3)
+	r.press("p")
+	if v := r.m.View(); !strings.Contains(v, "paused") || strings.Contains(v, "continues") {
+		t.Errorf("paused: %q", v)
 	}
 }
 

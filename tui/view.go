@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode"
@@ -9,6 +10,7 @@ import (
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/progress"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/muesli/termenv"
 
 	"github.com/anetop/anetop/model"
@@ -53,7 +55,7 @@ func (m *Model) View() string {
 		return "anetop: starting…"
 	}
 	if w < MinWidth || h < MinHeight {
-		return fit(fmt.Sprintf("anetop needs at least %d×%d; this terminal is %d×%d", MinWidth, MinHeight, w, h), w)
+		return m.tooSmall(w, h)
 	}
 	if m.help {
 		return block(strings.Split(lipgloss.Place(w, h, lipgloss.Center, lipgloss.Center, m.helpView()), "\n"), w, h)
@@ -76,7 +78,7 @@ func (m *Model) narrowBody(w, h int) string {
 	fixed := 1 + kernelLines + 2 + 1 + 2 + 1 + 1 + sampleH // rules, table, phases, gauges, sample
 	chartH := max(3, h-fixed)
 	parts := []string{
-		m.rule("loss", m.lossLegend(), w),
+		m.lossRule(w),
 		m.chart(w, chartH),
 		m.rule("kernels", m.stepLegend(), w),
 		block(m.kernelTable(), w, kernelLines),
@@ -97,7 +99,7 @@ func (m *Model) wideBody(w, h int) string {
 	sampleH := min(max(2, h/5), 10)
 	chartH := h - 2 - sampleH
 	left := strings.Join([]string{
-		m.rule("loss", m.lossLegend(), leftW),
+		m.lossRule(leftW),
 		m.chart(leftW, chartH),
 		m.rule("sample", m.sampleLegend(), leftW),
 		block(m.sampleLines(leftW, sampleH), leftW, sampleH),
@@ -151,12 +153,17 @@ func sideBySide(left, right, sep string) string {
 
 // rule is a section title: "── loss ── 3.2101 · avg 3.3012 ─────".
 func (m *Model) rule(title, legend string, w int) string {
+	return m.ruleW(title, memoVal{legend, lipgloss.Width(legend)}, w)
+}
+
+// ruleW is rule with the legend's width already measured.
+func (m *Model) ruleW(title string, legend memoVal, w int) string {
 	head := m.styledW(&accent, "── "+title+" ")
-	s := head.s + legend
+	s := head.s + legend.s
 	used := head.w
-	if legend != "" {
+	if legend.s != "" {
 		s += " "
-		used += lipgloss.Width(legend) + 1
+		used += legend.w + 1
 	}
 	if n := w - used; n > 0 {
 		// Exactly w wide now: what fit would return unchanged.
@@ -191,17 +198,24 @@ func (m *Model) header(w int) string {
 	if info.Steps > 0 {
 		step += fmt.Sprintf("/%d (%.1f%%)", info.Steps, 100*float64(done)/float64(info.Steps))
 	}
-	eta := "ETA —"
+	eta := "ETA —" // also once stopped or failed: nothing remains to come
 	switch {
+	case m.ended:
+		if m.state == "finished" {
+			eta = "ETA done"
+		}
 	case m.paused:
 		eta = "ETA paused"
-	case m.ended:
-		eta = "ETA done"
 	case info.Steps > 0 && m.stepEMA > 0 && done <= info.Steps:
 		eta = "ETA " + dur(time.Duration(info.Steps-done)*m.stepEMA)
 	}
+	// Wall time, paused or not, until the run ends.
+	until := m.clock
+	if m.ended {
+		until = m.endAt
+	}
 	parts := []string{bold.Render(step), tokRate(m.last.TokensPerSec) + " tok/s",
-		"elapsed " + dur(m.clock.Sub(m.start)), eta}
+		"elapsed " + dur(until.Sub(m.start)), eta}
 	if m.haveStep {
 		loss := "loss " + bold.Render(lossText(m.last.Loss))
 		if k := m.last.ScoredVocab; k > 0 && k < m.info.Vocab {
@@ -291,34 +305,121 @@ func (m *Model) renderBadge() string {
 	return dim.Inherit(badge).Render(strings.ToUpper(m.state))
 }
 
-func (m *Model) lossLegend() string {
-	if m.series.n() == 0 {
-		return ""
+// legendKey is what the loss panel's title depends on: the series, the
+// room for it and the colour profile.
+type legendKey struct {
+	gen, room int
+	p         termenv.Profile
+}
+
+// lossHeadW is the width of the loss rule's head, "── loss ", the space
+// after its legend and two cells of rule, so that the title never runs
+// into the next panel's.
+var lossHeadW = lipgloss.Width("── loss ") + 3
+
+// lossRule is the loss panel's title, w wide. Its legend is drawn again
+// only when the series or the width changed.
+func (m *Model) lossRule(w int) string {
+	k := legendKey{m.seriesGen, w - lossHeadW, lipgloss.ColorProfile()}
+	if m.legendK != k {
+		m.legendK, m.legendV = k, m.lossLegend(k.room)
 	}
-	last := m.series.loss[m.series.n()-1]
-	avg := "—" // no finite loss yet
-	if m.series.have {
-		avg = lossText(m.series.ema)
+	return m.ruleW("loss", m.legendV, w)
+}
+
+// legendTier is one way of writing the loss legend; lossLegend takes the
+// first that fits.
+type legendTier struct {
+	dec            int  // decimals of the losses
+	avg, val, best bool // which figures it shows besides the training loss
+}
+
+// legendTiers go from the fullest to the barest: fewer decimals first,
+// then without the best validation loss, the average, the validation loss.
+var legendTiers = []legendTier{
+	{4, true, true, true},
+	{3, true, true, true},
+	{3, true, true, false},
+	{3, false, true, false},
+	{3, false, false, false},
+}
+
+// lossLegend is the loss panel's title in at most room cells: the latest
+// training loss, its moving average, the latest validation loss and the
+// best one, shortened by dropping digits and then figures, never by
+// cutting one. In colour the names take their curves' colours; without,
+// the average and validation names carry their curves' glyphs ("• avg",
+// "◆ val"), the chart's legend.
+func (m *Model) lossLegend(room int) memoVal {
+	s := &m.series
+	if s.n() == 0 || room <= 0 {
+		return memoVal{}
 	}
-	val := ""
-	if n := len(m.series.val); n > 0 {
-		v := m.series.val[n-1]
-		val = fmt.Sprintf(" · val %s (best %s)", lossText(v.loss), lossText(m.series.bestVal))
-	}
-	if !colour() {
-		mark := " (avg drawn •)"
-		if val != "" {
-			mark = " (• avg, ◆ val)"
+	for _, t := range legendTiers {
+		l := m.legendText(t)
+		if w := lipgloss.Width(l); w <= room {
+			return memoVal{l, w}
 		}
-		return "train " + bold.Render(lossText(last)) + m.styled(&dim, " · ") + "avg " + avg + val + m.styled(&dim, mark)
 	}
-	// The names take the colours of their curves (asciigraph's SkyBlue,
-	// Orange and LimeGreen), which is the chart's legend.
-	if val != "" {
-		val = m.styled(&dim, " · ") + m.styled(&valSt, "val ") + strings.TrimPrefix(val, " · val ")
+	return memoVal{}
+}
+
+func (m *Model) legendText(t legendTier) string {
+	s := &m.series
+	c := colour()
+	sep := m.styled(&dim, " · ")
+	var b strings.Builder
+	if c {
+		b.WriteString(m.styled(&trainSt, "train "))
+	} else {
+		b.WriteString("train ")
 	}
-	return m.styled(&trainSt, "train ") + bold.Render(lossText(last)) + m.styled(&dim, " · ") +
-		m.styled(&avgSt, "avg ") + avg + val
+	b.WriteString(bold.Render(legendNum(s.loss[s.n()-1], t.dec)))
+	if t.avg {
+		avg := "—" // no finite loss yet
+		if s.have {
+			avg = legendNum(s.ema, t.dec)
+		}
+		b.WriteString(sep)
+		if c {
+			// asciigraph's Orange, the average's curve.
+			b.WriteString(m.styled(&avgSt, "avg "))
+		} else {
+			b.WriteString("• avg ")
+		}
+		b.WriteString(avg)
+	}
+	if n := len(s.val); t.val && n > 0 {
+		v := s.val[n-1].loss
+		b.WriteString(sep)
+		if c {
+			b.WriteString(m.styled(&valSt, "val "))
+		} else {
+			b.WriteString("◆ val ")
+		}
+		b.WriteString(legendNum(v, t.dec))
+		if t.best {
+			if v == s.bestVal {
+				b.WriteString(" (best)") // the latest is the best so far
+			} else {
+				b.WriteString(" (best " + legendNum(s.bestVal, t.dec) + ")")
+			}
+		}
+	}
+	return b.String()
+}
+
+// legendNum is a loss with dec decimals; NaN and ±Inf by name, and a
+// number too large for a loss in three significant digits, so that no
+// figure outgrows the title.
+func legendNum(v float64, dec int) string {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return lossText(v)
+	case math.Abs(v) >= 1e5:
+		return fmt.Sprintf("%.3g", v)
+	}
+	return fmt.Sprintf("%.*f", dec, v)
 }
 
 func (m *Model) stepLegend() string {
@@ -510,6 +611,21 @@ func (m *Model) status(w int) string {
 	switch {
 	case m.errMsg != "":
 		msg = errSt.Render("✖ " + m.errMsg)
+		if m.ended {
+			// The key line says it too, should the error fill this one.
+			msg += m.styled(&dim, "  │  ") + m.styled(&accent, "› q to exit")
+		}
+	case m.ended:
+		// Nothing reads commands any more: say so at once, not only after
+		// a key that no longer does anything.
+		switch m.state {
+		case "finished":
+			msg = m.styled(&accent, "› the run has finished: q to exit")
+		case "stopped":
+			msg = m.styled(&accent, "› the run has stopped: q to exit")
+		default:
+			msg = m.styled(&accent, "› the run has ended: q to exit")
+		}
 	case m.note != "" && (m.quitting || m.clock.Sub(m.noteAt) < 5*time.Second):
 		msg = accent.Render("› " + m.note)
 	case m.warn != "":
@@ -522,13 +638,18 @@ func (m *Model) status(w int) string {
 	return fit(msg+m.styled(&dim, "  │  ")+ck, w)
 }
 
-// keyLine depends only on the width; it is cached, as rendering the help
+// keyLine depends only on the width and whether the run has ended (then
+// only q and ? still do something); it is cached, as rendering the help
 // (with its adaptive colours) is a good part of a frame's cost.
 func (m *Model) keyLine(w int) string {
-	if m.keyLineW != w || m.keyLineS == "" {
+	if m.keyLineW != w || m.keyLineE != m.ended || m.keyLineS == "" {
 		h := help.New()
 		h.Width = w
-		m.keyLineW, m.keyLineS = w, fit(h.ShortHelpView(m.keys.ShortHelp()), w)
+		keys := m.keys.ShortHelp()
+		if m.ended {
+			keys = m.keys.endedHelp()
+		}
+		m.keyLineW, m.keyLineE, m.keyLineS = w, m.ended, fit(h.ShortHelpView(keys), w)
 	}
 	return m.keyLineS
 }
@@ -543,10 +664,14 @@ func (m *Model) helpView() string {
 		{"ctrl+c", "as q, exiting as interrupted (code 130)"},
 		{"?", "show / hide this help (esc closes)"},
 	}
+	kw := 0 // the key column: the widest key and two spaces
+	for _, r := range rows {
+		kw = max(kw, lipgloss.Width(r[0]))
+	}
 	var b strings.Builder
 	b.WriteString(accent.Render("anetop keys") + "\n\n")
 	for _, r := range rows {
-		b.WriteString(bold.Render(fmt.Sprintf("  %-3s", r[0])) + r[1] + "\n")
+		b.WriteString(bold.Render(fmt.Sprintf("  %-*s  ", kw, r[0])) + r[1] + "\n")
 	}
 	b.WriteString("\n" + dim.Render("utilisation = device FLOPs ÷ (device time × peak); on the"))
 	b.WriteString("\n" + dim.Render("emulator the peak is this CPU's measured sgemm peak."))
@@ -554,6 +679,44 @@ func (m *Model) helpView() string {
 		b.WriteString("\n" + dim.Render("Checkpoints: "+m.info.RunDir))
 	}
 	return helpBox.Render(b.String())
+}
+
+// tooSmall is the screen of a terminal smaller than MinWidth×MinHeight:
+// what it needs, that training goes on and that q still quits, in as many
+// words as fit w×h (any w from 20 on), wrapped at words.
+func (m *Model) tooSmall(w, h int) string {
+	what, short := "training continues", "training on"
+	switch {
+	case m.ended:
+		what, short = "the run has ended", "run ended"
+	case m.paused:
+		what, short = "training is paused", "paused"
+	}
+	size := fmt.Sprintf("%d×%d", w, h)
+	variants := [...]string{
+		fmt.Sprintf("anetop needs at least %d×%d; this terminal is %s. %s; q\u00a0quits.",
+			MinWidth, MinHeight, size, strings.ToUpper(what[:1])+what[1:]),
+		fmt.Sprintf("anetop needs %d×%d, this is %s: %s, q\u00a0quits", MinWidth, MinHeight, size, what),
+		"too small: " + what + ", q\u00a0quits",
+		"too small: " + short + ", q\u00a0quits",
+		short + ", q\u00a0quits",
+	}
+next:
+	for _, v := range variants {
+		ls := strings.Split(ansi.Wordwrap(v, w, ""), "\n")
+		if len(ls) > max(h, 1) {
+			continue
+		}
+		for i, l := range ls {
+			l = strings.TrimRight(l, " ")
+			if lipgloss.Width(l) > w {
+				continue next
+			}
+			ls[i] = fit(l, w)
+		}
+		return strings.Join(ls, "\n")
+	}
+	return fit(variants[len(variants)-1], w)
 }
 
 // printable makes generated text safe to draw: a model emits whatever bytes
