@@ -330,3 +330,19 @@ func runProgram(t *testing.T, m *Model, keys string) tea.Model {
 	}
 	return final
 }
+
+// TestResumedCheckpointInStatus: a resumed run's status line names the
+// checkpoint it resumed from until it writes one of its own.
+func TestResumedCheckpointInStatus(t *testing.T) {
+	bus := engine.NewBus(100)
+	m := New(Options{Source: bus, Info: RunInfo{Model: "tiny", Steps: 100, Resumed: "runs/tiny/step-000060.safetensors", ResumedStep: 60}})
+	defer m.Close()
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+	if v := m.View(); !strings.Contains(v, "resumed from checkpoint step 60 → runs/tiny/step-000060.safetensors") || strings.Contains(v, "no checkpoint yet") {
+		t.Errorf("status does not name the checkpoint resumed from:\n%s", v)
+	}
+	m.apply(engine.CheckpointEvent{Step: 70, Path: "runs/tiny/step-000070.safetensors"})
+	if v := m.View(); !strings.Contains(v, "checkpoint step 70") || strings.Contains(v, "resumed from") {
+		t.Errorf("status after a checkpoint of its own:\n%s", v)
+	}
+}

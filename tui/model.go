@@ -49,11 +49,12 @@ type Model struct {
 	sampleN int // step of the sample
 
 	ckpt struct {
-		ok   bool
-		step int
-		path string
-		at   time.Time
-		err  string
+		ok      bool
+		resumed bool // the checkpoint the run resumed from, not one it wrote
+		step    int
+		path    string
+		at      time.Time
+		err     string
 	}
 
 	note   string // feedback for the last key, e.g. "checkpoint requested"
@@ -116,6 +117,9 @@ func New(o Options) *Model {
 	}
 	m.start = m.now()
 	m.clock = m.start
+	if o.Info.Resumed != "" {
+		m.ckpt.ok, m.ckpt.resumed, m.ckpt.step, m.ckpt.path = true, true, o.Info.ResumedStep, o.Info.Resumed
+	}
 	if m.src != nil {
 		// Subscribe before reading history: an event published in between
 		// then shows up twice rather than not at all, and apply ignores a
@@ -223,7 +227,7 @@ func (m *Model) apply(ev engine.Event) {
 		m.confirmed(engine.Sample)
 	case engine.CheckpointEvent:
 		m.confirmed(engine.Checkpoint)
-		m.ckpt.ok, m.ckpt.step, m.ckpt.path, m.ckpt.at = true, ev.Step, ev.Path, now
+		m.ckpt.ok, m.ckpt.resumed, m.ckpt.step, m.ckpt.path, m.ckpt.at = true, false, ev.Step, ev.Path, now
 		m.ckpt.err = ""
 		if ev.Err != nil {
 			m.ckpt.err = ev.Err.Error()

@@ -43,6 +43,10 @@ type RunInfo struct {
 	Vocab  int    // the model's vocabulary, to label a loss over fewer ids (--compact-vocab)
 	// Decode turns sampled tokens into text; nil shows token ids.
 	Decode func(tokens []int32) string
+	// Resumed is the checkpoint the run resumed from, ResumedStep its step:
+	// the status line's last checkpoint until this process writes one.
+	Resumed     string
+	ResumedStep int
 	// ExitOnFinish quits the console when the run finishes or stops by
 	// itself; otherwise the final figures stay on screen until q.
 	ExitOnFinish bool

@@ -599,6 +599,11 @@ func (m *Model) status(w int) string {
 	switch {
 	case !m.ckpt.ok:
 		ck = m.styled(&dim, "no checkpoint yet")
+	case m.ckpt.resumed:
+		ck = m.styled(&okSt, "✔") + fmt.Sprintf(" resumed from checkpoint step %d", m.ckpt.step)
+		if m.ckpt.path != "" {
+			ck += m.styled(&dim, " → "+m.ckpt.path)
+		}
 	case m.ckpt.err != "":
 		ck = errSt.Render(fmt.Sprintf("checkpoint at step %d failed (%s ago): %s", m.ckpt.step, dur(m.clock.Sub(m.ckpt.at)), m.ckpt.err))
 	default:

@@ -1162,6 +1162,9 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 	}
 	cinfo := tui.RunInfo{Model: name, Params: int64(mc.NumParams()), Device: dev.Name(), BLAS: blas.Backend(),
 		Steps: o.steps, RunDir: o.runDir, Decode: decode, Vocab: mc.Vocab}
+	if rp != nil {
+		cinfo.Resumed, cinfo.ResumedStep = rp.path, rp.state.Step
+	}
 	ctl := &restartCtl{r: r}
 	end, runErr := startRun(ctx, cancel, r, ctl, console, cinfo, finish)
 	werr := run.Wait()
