@@ -8,10 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/anetop/anetop/checkpoint"
+	"github.com/anetop/anetop/data"
 	"github.com/anetop/anetop/model"
 )
 
@@ -24,8 +26,10 @@ optimizer state is not exported.
   --format llama2c  a llama2.c model.bin. Version 0 (the default) is the
                     legacy format llama2.c's run.c reads:
                       ./run PATH -z tokenizer.bin
-                    with the tokenizer the model was trained with. Version 1
-                    is export.py --version 1's format (256-byte header).
+                    with the tokenizer the model was trained with, which
+                    is written beside PATH when the checkpoint names it.
+                    Version 1 is export.py --version 1's format (256-byte
+                    header).
   --format hf       a Hugging Face transformers Llama directory (config.json
                     and model.safetensors, float32), loadable with
                     AutoModelForCausalLM.from_pretrained(PATH). wq and wk are
@@ -91,7 +95,7 @@ func exportCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	var what string
+	var what, tokPath string
 	switch *format {
 	case "llama2c":
 		if err := checkpoint.Llama2CCompatible(p.Config); err != nil {
@@ -101,6 +105,10 @@ func exportCmd(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		what = fmt.Sprintf("llama2.c version-%d model.bin", *version)
+		tokPath, err = exportTokenizer(ck, p.Config.Vocab, filepath.Join(filepath.Dir(*out), "tokenizer.bin"), *force, stderr)
+		if err != nil {
+			return err
+		}
 	case "hf":
 		if err := checkpoint.WriteHF(*out, p); err != nil {
 			return err
@@ -120,8 +128,10 @@ func exportCmd(args []string, stdout, stderr io.Writer) error {
 	case *format == "hf":
 		fmt.Fprintf(stdout, "load it with transformers: AutoModelForCausalLM.from_pretrained(%q); "+
 			"no tokenizer is included (trained on data: %s)\n", *out, data)
+	case *version == 0 && tokPath != "":
+		fmt.Fprintf(stdout, "run it with llama2.c: ./run %s -z %s (the tokenizer it was trained with)\n", *out, tokPath)
 	case *version == 0:
-		fmt.Fprintf(stdout, "run it with llama2.c: ./run %s -z tokenizer.bin, with the %d-token tokenizer it was trained with (data: %s)\n",
+		fmt.Fprintf(stdout, "run it with llama2.c: ./run %s -z tokenizer.bin, with the %d-token tokenizer it was trained with (data: %s; anetop does not know it)\n",
 			*out, p.Config.Vocab, data)
 	default:
 		fmt.Fprintln(stdout, "note: llama2.c's run.c reads version 0 only; export with --version 0 to run it there")
@@ -290,6 +300,29 @@ func checkpointParams(ck *checkpoint.Checkpoint) (*model.Params, error) {
 		return nil, err
 	}
 	return checkpoint.Weights(ck.File, c, ck.Path)
+}
+
+// exportTokenizer writes the tokenizer ck was trained with, when known, to
+// path (beside a llama2.c model.bin, for run.c's -z), and returns path; ""
+// when the tokenizer is unknown. An existing file is kept unless it is the
+// same tokenizer or force is set (and the user is told).
+func exportTokenizer(ck *checkpoint.Checkpoint, vocab int, path string, force bool, stderr io.Writer) (string, error) {
+	var tm trainMeta
+	json.Unmarshal([]byte(ck.Metadata[metaTrain]), &tm) // absent or odd: no recorded tokenizer
+	tok, err := sampleTokenizer(&sampleOpts{}, vocab, ck.Metadata[metaData], tm.Tokenizer)
+	if err != nil || tok == nil {
+		return "", err
+	}
+	if old, err := data.LoadTokenizer(path, vocab); err == nil && slices.Equal(old.Pieces, tok.Pieces) && slices.Equal(old.Scores, tok.Scores) {
+		return path, nil
+	} else if _, serr := os.Stat(path); serr == nil && !force {
+		fmt.Fprintf(stderr, "anetop: %s exists and is another tokenizer: not replaced (--force replaces it)\n", path)
+		return "", nil
+	}
+	if err := data.WriteTokenizer(path, tok); err != nil {
+		return "", fmt.Errorf("export the tokenizer: %w", err)
+	}
+	return path, nil
 }
 
 // checkExportOut refuses an output that exists (unless force), is of the

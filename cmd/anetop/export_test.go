@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/anetop/anetop/checkpoint"
+	"github.com/anetop/anetop/data"
 	"github.com/anetop/anetop/model"
 )
 
@@ -473,5 +474,55 @@ func TestNotACheckpoint(t *testing.T) {
 	code, _, stderr = runExport("--format", "hf", "--out", filepath.Join(dir, "out"), trunc)
 	if code != exitError || !strings.Contains(stderr, "not a valid safetensors file") || strings.Contains(stderr, "llama2.c") {
 		t.Errorf("export truncated: exit %d, %s", code, stderr)
+	}
+}
+
+// TestExportLlama2CTokenizer: a llama2.c export of a run whose tokenizer is
+// known writes it as tokenizer.bin beside model.bin (run.c's -z), the same
+// pieces and scores; a different tokenizer.bin already there is kept
+// unless --force.
+func TestExportLlama2CTokenizer(t *testing.T) {
+	run := t.TempDir()
+	if code, _, errs := runCLI(smallRun(run, "--steps", "1")...); code != exitOK {
+		t.Fatalf("training: exit %d: %s", code, errs)
+	}
+	out := t.TempDir()
+	bin := filepath.Join(out, "model.bin")
+	code, stdout, stderr := runExport("--format", "llama2c", "--out", bin, run)
+	tokPath := filepath.Join(out, "tokenizer.bin")
+	if code != 0 || !strings.Contains(stdout, "-z "+tokPath) {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want the run command with %s", code, stdout, stderr, tokPath)
+	}
+	want, err := data.Builtin(data.BuiltinVocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := data.LoadTokenizer(tokPath, data.BuiltinVocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Pieces, want.Tokenizer.Pieces) || !slices.Equal(got.Scores, want.Tokenizer.Scores) {
+		t.Error("the exported tokenizer.bin is not the run's tokenizer")
+	}
+	// Another tokenizer in its place is kept without --force.
+	other := &data.Tokenizer{MaxLen: got.MaxLen, Pieces: slices.Clone(got.Pieces), Scores: slices.Clone(got.Scores)}
+	other.Scores[300]++
+	if err := data.WriteTokenizer(tokPath, other); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(tokPath)
+	if code, _, stderr := runExport("--format", "llama2c", "--force", "--out", bin, run); code != 0 {
+		t.Fatalf("--force: exit %d: %s", code, stderr)
+	}
+	if after, _ := os.ReadFile(tokPath); bytes.Equal(after, before) {
+		t.Error("--force kept a different tokenizer.bin")
+	}
+	if err := data.WriteTokenizer(tokPath, other); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(bin)
+	code, stdout, stderr = runExport("--format", "llama2c", "--out", bin, run)
+	if after, _ := os.ReadFile(tokPath); code != 0 || !bytes.Equal(after, before) || !strings.Contains(stderr, "not replaced") {
+		t.Errorf("exit %d, stderr %q: a different tokenizer.bin must be kept, and the user told", code, stderr)
 	}
 }
