@@ -112,36 +112,6 @@ func TestEndedSaysQToExit(t *testing.T) {
 	}
 }
 
-// TestHelpKeyColumn: the help's descriptions start in one column, after
-// the widest key (ctrl+c).
-func TestHelpKeyColumn(t *testing.T) {
-	r := newRig(t, 80, 24)
-	r.run(5)
-	r.press("?")
-	v := r.m.View()
-	checkScreen(t, v, 80, 24)
-	if !strings.Contains(v, "ctrl+c  as q, exiting") {
-		t.Errorf("ctrl+c row misaligned:\n%s", v)
-	}
-	col := -1
-	for _, d := range []string{"pause / resume", "write a checkpoint", "restart the run", "generate a sample",
-		"checkpoint, stop and exit", "as q, exiting", "show / hide this help"} {
-		l := ""
-		for _, x := range strings.Split(v, "\n") {
-			if strings.Contains(x, d) {
-				l = x
-			}
-		}
-		if l == "" {
-			t.Fatalf("help lacks %q:\n%s", d, v)
-		}
-		c := lipgloss.Width(l[:strings.Index(l, d)])
-		if col >= 0 && c != col {
-			t.Errorf("%q starts at column %d, the others at %d:\n%s", d, c, col, v)
-		}
-		col = c
-	}
-}
 
 // TestSeveralRunesInOneMessage: keys that arrive in one read are those
 // keys in order; a paste is not.

@@ -474,14 +474,31 @@ func TestDroppedEventsUseLatest(t *testing.T) {
 	}
 }
 
+// TestHelpOverlay: ? shows every key, the descriptions in one column after
+// the widest key (ctrl+c); esc closes it.
 func TestHelpOverlay(t *testing.T) {
 	r := newRig(t, 80, 24)
 	r.run(5)
 	r.press("?")
 	v := r.m.View()
 	checkScreen(t, v, 80, 24)
-	if !strings.Contains(v, "checkpoint, stop and exit") {
-		t.Errorf("no help overlay:\n%s", v)
+	col := -1
+	for _, d := range []string{"pause / resume", "write a checkpoint", "restart the run", "generate a sample",
+		"checkpoint, stop and exit", "as q, exiting", "show / hide this help"} {
+		l := ""
+		for _, x := range strings.Split(v, "\n") {
+			if strings.Contains(x, d) {
+				l = x
+			}
+		}
+		if l == "" {
+			t.Fatalf("help lacks %q:\n%s", d, v)
+		}
+		c := lipgloss.Width(l[:strings.Index(l, d)])
+		if col >= 0 && c != col {
+			t.Errorf("%q starts at column %d, the others at %d:\n%s", d, c, col, v)
+		}
+		col = c
 	}
 	r.press("esc")
 	if strings.Contains(r.m.View(), "checkpoint, stop and exit") {
