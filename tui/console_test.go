@@ -112,7 +112,6 @@ func TestEndedSaysQToExit(t *testing.T) {
 	}
 }
 
-
 // TestSeveralRunesInOneMessage: keys that arrive in one read are those
 // keys in order; a paste is not.
 func TestSeveralRunesInOneMessage(t *testing.T) {
