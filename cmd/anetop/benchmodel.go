@@ -17,11 +17,16 @@ import (
 	"github.com/anetop/anetop/model"
 )
 
+// benchSchema versions the JSON of `anetop bench --model --json`, so results
+// kept from one anetop can be compared with another's.
+const benchSchema = 1
+
 // stepBench is the result of `anetop bench --model`: every figure measured
 // in this run, medians over the measured steps (the first step, which pays
 // first-use costs, is run but not counted). The JSON names are part of the
 // command's interface.
 type stepBench struct {
+	Schema       int     `json:"schema"` // benchSchema: bump when a field changes meaning
 	Model        string  `json:"model"`
 	Params       int64   `json:"params"`
 	Seq          int     `json:"seq"`
@@ -113,7 +118,7 @@ func benchModel(preset, device string, steps, accum int, seed uint64) (*stepBenc
 	allocs := float64(ms.Mallocs-mallocs) / float64(steps)
 	used, _ := dev.Budget()
 
-	r := &stepBench{Model: preset, Params: int64(mc.NumParams()), Seq: mc.Seq, Accum: accum,
+	r := &stepBench{Schema: benchSchema, Model: preset, Params: int64(mc.NumParams()), Seq: mc.Seq, Accum: accum,
 		Device: dev.Name(), Emulated: dev.Emulated(), Machine: sysinfo.Describe(), BLAS: blas.Backend(),
 		Steps: steps, AllocsPerStep: allocs, CompileMs: msec(compile), Compiles: used,
 		PeakTFLOPS: dev.PeakFLOPS() / 1e12, CPU: map[string]float64{}}

@@ -54,7 +54,7 @@ func TestBenchModelJSON(t *testing.T) {
 			t.Errorf("%s = %v, want %v (±%g)", what, got, want, rel)
 		}
 	}
-	if !r.Emulated || r.Model != "tiny" || r.Steps != 2 || r.Params != int64(mc.NumParams()) || r.Compiles != int(model.NumKernels) {
+	if r.Schema != 1 || !r.Emulated || r.Model != "tiny" || r.Steps != 2 || r.Params != int64(mc.NumParams()) || r.Compiles != int(model.NumKernels) {
 		t.Errorf("header fields wrong: %+v", r)
 	}
 	near("device GFLOP/step", r.DeviceGFLOPPerStep, fl.Device/1e9, 1e-9)
