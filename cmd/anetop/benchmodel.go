@@ -132,8 +132,10 @@ func benchModel(preset, device string, steps, accum int, seed uint64) (*stepBenc
 	}
 	wall := func(st engine.StepStats) float64 { return msec(st.Time) }
 	r.MsPerStep = med(wall)
-	r.MsPerStepMin = slices.MinFunc(all, func(a, b engine.StepStats) int { return int(a.Time - b.Time) }).Time.Seconds() * 1e3
-	r.MsPerStepMax = slices.MaxFunc(all, func(a, b engine.StepStats) int { return int(a.Time - b.Time) }).Time.Seconds() * 1e3
+	// The same conversion as the median's, so min ≤ median ≤ max holds to
+	// the last bit (Seconds()*1e3 rounds differently).
+	r.MsPerStepMin = msec(slices.MinFunc(all, func(a, b engine.StepStats) int { return int(a.Time - b.Time) }).Time)
+	r.MsPerStepMax = msec(slices.MaxFunc(all, func(a, b engine.StepStats) int { return int(a.Time - b.Time) }).Time)
 	r.TokensPerSec = float64(n) / (r.MsPerStep / 1e3)
 	r.DeviceGFLOPPerStep = all[0].DeviceFLOPs / 1e9
 	r.DeviceMs = med(func(st engine.StepStats) float64 { return msec(st.DeviceTime) })
