@@ -315,3 +315,15 @@ func TestResumedCheckpointInStatus(t *testing.T) {
 		t.Errorf("status after a checkpoint of its own:\n%s", v)
 	}
 }
+
+// TestElapsedSpansRestarts: a console given the run's earlier start counts
+// elapsed from it, not from its own.
+func TestElapsedSpansRestarts(t *testing.T) {
+	clk := &clock{t0}
+	m := New(Options{Now: clk.now, Info: RunInfo{Steps: 100, Started: t0.Add(-90 * time.Second)}})
+	defer m.Close()
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+	if v := m.View(); !strings.Contains(v, "elapsed 1m30s") {
+		t.Errorf("elapsed does not count from the run's start:\n%s", v)
+	}
+}

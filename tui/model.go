@@ -117,6 +117,9 @@ func New(o Options) *Model {
 	}
 	m.start = m.now()
 	m.clock = m.start
+	if st := o.Info.Started; !st.IsZero() && st.Before(m.start) {
+		m.start = st
+	}
 	if o.Info.Resumed != "" {
 		m.ckpt.ok, m.ckpt.resumed, m.ckpt.step, m.ckpt.path = true, true, o.Info.ResumedStep, o.Info.Resumed
 	}

@@ -43,6 +43,9 @@ type RunInfo struct {
 	Vocab  int    // the model's vocabulary, to label a loss over fewer ids (--compact-vocab)
 	// Decode turns sampled tokens into text; nil shows token ids.
 	Decode func(tokens []int32) string
+	// Started is when the run started, if before this console (a run that
+	// exec-restarted itself); elapsed counts from it.
+	Started time.Time
 	// Resumed is the checkpoint the run resumed from, ResumedStep its step:
 	// the status line's last checkpoint until this process writes one.
 	Resumed     string

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/anetop/anetop/engine"
 	"github.com/anetop/anetop/tui"
@@ -30,7 +31,37 @@ import (
 const (
 	restartEnv     = "ANETOP_RESTARTS"
 	restartStepEnv = "ANETOP_RESTART_STEP"
+	// runStartEnv is when the first process of a restarted run started
+	// (Unix nanoseconds), so the console's elapsed time spans the run.
+	runStartEnv = "ANETOP_RUN_START"
 )
+
+// processStart is when this process started, near enough.
+var processStart = time.Now()
+
+// withRunStart adds runStartEnv = start to env unless a restart before set
+// it.
+func withRunStart(env []string, start time.Time) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, runStartEnv+"=") {
+			return env
+		}
+	}
+	return append(env, runStartEnv+"="+strconv.FormatInt(start.UnixNano(), 10))
+}
+
+// runStart is when the run this process continues started: runStartEnv in
+// a process an exec restart started, else the zero time.
+func runStart() time.Time {
+	if os.Getenv(restartEnv) == "" {
+		return time.Time{}
+	}
+	ns, err := strconv.ParseInt(os.Getenv(runStartEnv), 10, 64)
+	if err != nil || ns <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
 
 // Seams for tests: the exec (execSelf is build-tagged: syscall.Exec on
 // unix), the console and whether stdout is one.
@@ -191,6 +222,7 @@ func restartSelf(args []string, rr restartRequest, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("restart: %v; %s", err, resumeHint)
 	}
+	env = withRunStart(env, processStart)
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("restart: finding the anetop binary: %v; %s", err, resumeHint)

@@ -244,3 +244,25 @@ func TestRestartLoopGuard(t *testing.T) {
 		t.Fatalf("error %v, want a refusal naming the checkpoint", err)
 	}
 }
+
+// TestRunStartCarriesAcrossRestarts: the first restart records when the
+// run started; later ones keep that; a restarted process reads it back.
+func TestRunStartCarriesAcrossRestarts(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 123)
+	env := withRunStart([]string{"A=b"}, t0)
+	if !slices.Equal(env, []string{"A=b", runStartEnv + "=1700000000000000123"}) {
+		t.Fatalf("first restart's env %q", env)
+	}
+	if again := withRunStart(env, t0.Add(time.Hour)); !slices.Equal(again, env) {
+		t.Errorf("a later restart replaced the run's start: %q", again)
+	}
+	t.Setenv(runStartEnv, "1700000000000000123")
+	t.Setenv(restartEnv, "")
+	if got := runStart(); !got.IsZero() {
+		t.Errorf("a process no restart started read a run start %v", got)
+	}
+	t.Setenv(restartEnv, "2")
+	if got := runStart(); !got.Equal(t0) {
+		t.Errorf("runStart() = %v, want %v", got, t0)
+	}
+}

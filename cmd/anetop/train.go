@@ -1165,6 +1165,7 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 	if rp != nil {
 		cinfo.Resumed, cinfo.ResumedStep = rp.path, rp.state.Step
 	}
+	cinfo.Started = runStart() // across exec restarts; zero: this process's start
 	ctl := &restartCtl{r: r}
 	end, runErr := startRun(ctx, cancel, r, ctl, console, cinfo, finish)
 	werr := run.Wait()
