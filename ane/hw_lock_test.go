@@ -32,11 +32,7 @@ func wantCalls(t *testing.T, when string, got, want map[string]int64) {
 // fake copies input to output), and a read after the evaluation takes a
 // fresh lock.
 func TestLocksAreKeptUntilTheNextEval(t *testing.T) {
-	f := newFakeRT(t)
-	d := newTestEngine(t, f, Options{})
-	p, w := reluProgram(t, 4, 32, "lock")
-	k := mustCompile(t, d, "k", p, w)
-	in, out := surfaces(t, k)
+	f, _, k, in, out := reluKernel(t, 4, "lock", "k")
 	inRef := in.mem.(*hwSurface).ref
 	ones, twos := make([]float32, 2*32), make([]float32, 2*32)
 	for i := range ones {
@@ -137,11 +133,7 @@ func TestLocksAreKeptUntilTheNextEval(t *testing.T) {
 // times over, so -race sees the hand-over of a kept lock; every evaluation
 // must see both writes.
 func TestKeptLocksPassBetweenGoroutines(t *testing.T) {
-	f := newFakeRT(t)
-	d := newTestEngine(t, f, Options{})
-	p, w := reluProgram(t, 4, 32, "handover")
-	k := mustCompile(t, d, "k", p, w)
-	in, out := surfaces(t, k)
+	f, _, k, in, out := reluKernel(t, 4, "handover", "k")
 	row := make([]float32, 32)
 	got := make([]float32, 4*32)
 	for i := range 50 {

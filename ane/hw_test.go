@@ -56,6 +56,18 @@ func mustCompile(t *testing.T, d *NeuralEngine, name string, p *mil.Program, w m
 	return k
 }
 
+// reluKernel compiles reluProgram(c, 32, tag) as name on a fresh engine
+// over a fake runtime and makes the kernel's input and output surfaces.
+func reluKernel(t *testing.T, c int, tag, name string) (f *fakeRT, d *NeuralEngine, k Kernel, in, out *Surface) {
+	t.Helper()
+	f = newFakeRT(t)
+	d = newTestEngine(t, f, Options{})
+	p, w := reluProgram(t, c, 32, tag)
+	k = mustCompile(t, d, name, p, w)
+	in, out = surfaces(t, k)
+	return f, d, k, in, out
+}
+
 func surfaces(t *testing.T, k Kernel) (in, out *Surface) {
 	t.Helper()
 	var err error
@@ -299,11 +311,7 @@ func TestConcurrentCompilesOfOneProgramCompileOnce(t *testing.T) {
 }
 
 func TestRequestsAreCachedPerBinding(t *testing.T) {
-	f := newFakeRT(t)
-	d := newTestEngine(t, f, Options{})
-	p, w := reluProgram(t, 4, 32, "r")
-	k := mustCompile(t, d, "r", p, w)
-	in0, out := surfaces(t, k)
+	f, d, k, in0, out := reluKernel(t, 4, "r", "r")
 	in1, err := k.NewSurface(Input, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -369,11 +377,7 @@ func TestDataGoesThroughTheSurfaces(t *testing.T) {
 }
 
 func TestEvalFailureDropsTheRequest(t *testing.T) {
-	f := newFakeRT(t)
-	d := newTestEngine(t, f, Options{})
-	p, w := reluProgram(t, 4, 32, "e")
-	k := mustCompile(t, d, "e", p, w)
-	in, out := surfaces(t, k)
+	f, _, k, in, out := reluKernel(t, 4, "e", "e")
 	f.mu.Lock()
 	f.failEvals = 1
 	f.mu.Unlock()
@@ -398,11 +402,7 @@ func TestEvalFailureDropsTheRequest(t *testing.T) {
 }
 
 func TestRequestFailureLeavesNothing(t *testing.T) {
-	f := newFakeRT(t)
-	d := newTestEngine(t, f, Options{})
-	p, w := reluProgram(t, 4, 32, "q")
-	k := mustCompile(t, d, "q", p, w)
-	in, out := surfaces(t, k)
+	f, _, k, in, out := reluKernel(t, 4, "q", "q")
 	f.mu.Lock()
 	f.failRequest = errors.New("requestWithInputs returned nil")
 	f.mu.Unlock()
@@ -929,11 +929,7 @@ func TestProbeMissing(t *testing.T) {
 }
 
 func TestCheckSurfaceAddress(t *testing.T) {
-	f := newFakeRT(t)
-	d := newTestEngine(t, f, Options{})
-	p, w := reluProgram(t, 2, 32, "addr")
-	k := mustCompile(t, d, "addr", p, w)
-	in, out := surfaces(t, k)
+	f, _, k, in, out := reluKernel(t, 2, "addr", "addr")
 	for _, s := range []*Surface{in, out} {
 		if checked, err := CheckSurfaceAddress(s); !checked || err != nil {
 			t.Errorf("CheckSurfaceAddress = %v, %v; want checked, no error", checked, err)
