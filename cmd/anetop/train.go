@@ -55,12 +55,12 @@ Examples:
   anetop --init stories15M.bin --data tinystories --lr 1e-4
 
 Console keys: p pause/resume, c checkpoint, s sample, q checkpoint and quit
-(q twice: at once; ctrl+c the same, exiting 130), ? help, r restart: checkpoint the current step, then exec anetop
-again with the same flags and --resume=<that checkpoint>, continuing at the
-same step in a fresh process (weights, optimizer, data cursor and step kept;
-a fresh ANE compile budget). --pipeline static does the same on its own
-before the compile budget runs out; a restart that made no progress since
-the last one is refused.
+(q twice: at once; ctrl+c the same, exiting 130), ? help, r restart:
+checkpoint the current step, then exec anetop again with the same flags and
+--resume=<that checkpoint>, continuing at the same step in a fresh process
+(weights, optimizer, data cursor and step kept; a fresh ANE compile budget).
+--pipeline static does the same on its own before the compile budget runs
+out; a restart that made no progress since the last one is refused.
 
 Flags:
 `
