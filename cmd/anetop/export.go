@@ -307,9 +307,7 @@ func checkpointParams(ck *checkpoint.Checkpoint) (*model.Params, error) {
 // when the tokenizer is unknown. An existing file is kept unless it is the
 // same tokenizer or force is set (and the user is told).
 func exportTokenizer(ck *checkpoint.Checkpoint, vocab int, path string, force bool, stderr io.Writer) (string, error) {
-	var tm trainMeta
-	json.Unmarshal([]byte(ck.Metadata[metaTrain]), &tm) // absent or odd: no recorded tokenizer
-	tok, err := sampleTokenizer(&sampleOpts{}, vocab, ck.Metadata[metaData], tm.Tokenizer)
+	tok, err := checkpointTokenizer(ck, "", vocab)
 	if err != nil || tok == nil {
 		return "", err
 	}

@@ -87,9 +87,7 @@ func sampleCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	srcName := ck.Metadata[metaData]
-	var tm trainMeta
-	json.Unmarshal([]byte(ck.Metadata[metaTrain]), &tm) // absent or odd: no recorded tokenizer
-	tok, err := sampleTokenizer(o, p.Config.Vocab, srcName, tm.Tokenizer)
+	tok, err := checkpointTokenizer(ck, o.tokenizer, p.Config.Vocab)
 	if err != nil {
 		return err
 	}
@@ -136,22 +134,26 @@ func findCheckpoint(path string, warn func(string)) (*checkpoint.Checkpoint, err
 	return ck, err
 }
 
-// sampleTokenizer finds the tokenizer the checkpoint was trained with: this
-// command's --tokenizer, else the built-in stories' own (srcName is the
-// checkpoint's data source, recorded the tokenizer training gave it), the
-// tokenizer.bin training used, or one beside the data. It returns nil when
-// none is known.
-func sampleTokenizer(o *sampleOpts, vocab int, srcName, recorded string) (*data.Tokenizer, error) {
-	if o.tokenizer != "" {
-		t, err := data.LoadTokenizer(o.tokenizer, vocab)
+// checkpointTokenizer finds the tokenizer ck was trained with: override
+// (a --tokenizer) if given, else the built-in stories' own (for the built-in
+// data, or text data.Open tokenized with it: the metadata's data source and
+// the tokenizer training recorded), the tokenizer.bin training used, or one
+// beside the data. It returns nil when none is known.
+func checkpointTokenizer(ck *checkpoint.Checkpoint, override string, vocab int) (*data.Tokenizer, error) {
+	if override != "" {
+		t, err := data.LoadTokenizer(override, vocab)
 		if err != nil {
 			return nil, err
 		}
 		if t.Vocab() != vocab {
-			return nil, usageError{msg: fmt.Sprintf("--tokenizer %s has %d pieces but the model's vocabulary is %d", o.tokenizer, t.Vocab(), vocab)}
+			return nil, usageError{msg: fmt.Sprintf("--tokenizer %s has %d pieces but the model's vocabulary is %d", override, t.Vocab(), vocab)}
 		}
 		return t, nil
 	}
+	srcName := ck.Metadata[metaData]
+	var tm trainMeta
+	json.Unmarshal([]byte(ck.Metadata[metaTrain]), &tm) // absent or odd: no recorded tokenizer
+	recorded := tm.Tokenizer
 	if srcName == data.BuiltinName || recorded == tokBuiltin {
 		c, err := data.Builtin(vocab)
 		if err != nil {
