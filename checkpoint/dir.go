@@ -70,6 +70,17 @@ func listSteps(dir string) ([]stepFile, error) {
 	return out, nil
 }
 
+// NewestFile returns the path of the newest step-N checkpoint file in dir by
+// its name, verified or not, or "" when there is none (or no such
+// directory): what a new run there would overwrite.
+func NewestFile(dir string) string {
+	steps, err := listSteps(dir)
+	if err != nil || len(steps) == 0 {
+		return ""
+	}
+	return steps[0].path
+}
+
 // loadStep loads and verifies one step file, including that the step in its
 // metadata (when present) agrees with its name: a checkpoint copied under
 // the wrong name would otherwise resume at the wrong step.

@@ -245,3 +245,27 @@ func TestRunPruneLeavesLaterTimeline(t *testing.T) {
 		t.Fatalf("files %v, want %v", got, want)
 	}
 }
+
+// TestNewestFile: the newest step file by its number (not its name's
+// order), verified or not; temporary files and directories are not step
+// files; no directory or no files give "".
+func TestNewestFile(t *testing.T) {
+	dir := t.TempDir()
+	if got := NewestFile(dir); got != "" {
+		t.Errorf("empty directory: %q", got)
+	}
+	if got := NewestFile(filepath.Join(dir, "missing")); got != "" {
+		t.Errorf("missing directory: %q", got)
+	}
+	for _, name := range []string{StepName(2), StepName(10), "." + StepName(50) + ".tmp123"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("not even a checkpoint"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, StepName(99)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := NewestFile(dir), filepath.Join(dir, StepName(10)); got != want {
+		t.Errorf("NewestFile = %q, want %q", got, want)
+	}
+}

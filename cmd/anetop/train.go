@@ -602,25 +602,11 @@ func findResume(path, runDir string, warn func(string)) (*checkpoint.Checkpoint,
 	return ck, nil
 }
 
-// lastStepFile returns the newest step-N checkpoint file in dir by name,
-// valid or not, or "" when there is none (or no dir).
-func lastStepFile(dir string) string {
-	names, _ := filepath.Glob(filepath.Join(dir, "step-*.safetensors"))
-	last, lastN := "", -1
-	for _, n := range names {
-		digits := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(n), "step-"), ".safetensors")
-		if k, err := strconv.Atoi(digits); err == nil && k > lastN {
-			last, lastN = n, k
-		}
-	}
-	return last
-}
-
 // freeRunDir suggests a run directory beside dir without checkpoints:
 // dir-2, dir-3, ….
 func freeRunDir(dir string) string {
 	for i := 2; ; i++ {
-		if d := fmt.Sprintf("%s-%d", dir, i); lastStepFile(d) == "" {
+		if d := fmt.Sprintf("%s-%d", dir, i); checkpoint.NewestFile(d) == "" {
 			return d
 		}
 	}
@@ -788,7 +774,7 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 	if !o.resume.on {
 		// A new run would overwrite, and --keep prune, another run's
 		// checkpoints; and a later --resume would mix the two.
-		if last := lastStepFile(o.runDir); last != "" {
+		if last := checkpoint.NewestFile(o.runDir); last != "" {
 			return usageError{msg: fmt.Sprintf("run directory %s already holds checkpoints of a run (newest %s): continue it with --resume, or start a new run with --run-dir %s (or remove %s)",
 				o.runDir, filepath.Base(last), freeRunDir(o.runDir), o.runDir)}
 		}
@@ -1189,7 +1175,7 @@ func trainRun(args []string, stdout, stderr io.Writer) (err error) {
 		return restartRequest{ckpt: ls.path, step: ls.step, budget: true}
 	case errors.Is(runErr, engine.ErrDiverged):
 		hint := fmt.Sprintf("lower --lr (this run's is %g)", o.lr)
-		if last := lastStepFile(o.runDir); last != "" {
+		if last := checkpoint.NewestFile(o.runDir); last != "" {
 			hint += fmt.Sprintf(", or resume from a checkpoint before the divergence with --resume PATH (the newest is %s)", last)
 		}
 		return fmt.Errorf("%w\n%s", runErr, hint)

@@ -219,7 +219,7 @@ func TestDivergedRunStops(t *testing.T) {
 	if code != exitError || !strings.Contains(errs, "diverged") || !strings.Contains(errs, "lower --lr") {
 		t.Fatalf("exit %d, stderr %q; want exit 1: diverged, lower --lr", code, errs)
 	}
-	if last := lastStepFile(dir); last != "" {
+	if last := checkpoint.NewestFile(dir); last != "" {
 		t.Errorf("a diverged run wrote %s", last)
 	}
 }
